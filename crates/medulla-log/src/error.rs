@@ -1,0 +1,66 @@
+//! The one error type at this crate's boundary; `medulla-broker` maps each variant to
+//! a Kafka error code in one place.
+
+use std::path::PathBuf;
+
+/// Everything the log can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A batch failed validation (CRC, lengths, magic, record count): Kafka's CORRUPT_MESSAGE.
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    /// A batch is larger than `max.message.bytes`: Kafka's MESSAGE_TOO_LARGE.
+    #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge {
+        /// The batch's size.
+        size_bytes: usize,
+        /// The topic's limit.
+        max_bytes: usize,
+    },
+    /// A record is well-formed but not acceptable here (e.g. keyless on a compacted topic):
+    /// Kafka's INVALID_RECORD.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// A fetch or DeleteRecords offset outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {requested} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        /// What was asked for.
+        requested: i64,
+        /// The first offset still in the log.
+        log_start_offset: i64,
+        /// The next offset to be written.
+        log_end_offset: i64,
+    },
+    /// No such topic.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// The topic exists but not this partition.
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// CreateTopics on an existing name.
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    /// A topic name Kafka would refuse (empty, `.`/`..`, too long, bad characters).
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    /// A partition count that is not positive, too large, or (CreatePartitions) not an increase.
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    /// An unknown topic config name or an invalid value: Kafka's INVALID_CONFIG.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// Another process holds the data directory.
+    #[error("data directory {0} is already in use by another Medulla process")]
+    DataDirLocked(PathBuf),
+    /// A file-system failure.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result with [`LogError`].
+pub type Result<T, E = LogError> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! Sparse offset and time indexes of one segment.

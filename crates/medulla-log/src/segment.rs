@@ -1,0 +1,1 @@
+//! One segment: a `.log` file of batches with its `.index` and `.timeindex`.
