@@ -1,1 +1,180 @@
-//! placeholder
+//! `medulla-broker`: the Kafka protocol server.
+//!
+//! [`serve`] binds the listener and runs until told to stop. Inside, [`server`] accepts
+//! connections, [`connection`] frames and orders requests, [`frame`] is the pure codec
+//! (no I/O; the fuzz target drives it), and `handlers` holds one module per API family,
+//! each a function from a decoded request to a response over a [`Broker`] handle.
+//!
+//! Design trade-off: every request's side effects run in the order the connection sent
+//! them, but waiting (fsync, long polls) runs concurrently, so pipelined `acks=all`
+//! produce requests share fsyncs without ever being applied out of order.
+//!
+//! Invariant: this crate owns the only Kafka listener; it knows nothing of HTTP, FHIR or
+//! schemas, and reaches storage only through `medulla-log`.
+#![deny(missing_docs)]
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod frame;
+pub mod handlers;
+pub mod limits;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, ConfigError};
+use medulla_log::{LogManager, LogManagerOptions, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A started broker: its bound address and the handle to stop it.
+pub struct Running {
+    /// The address the listener is bound to.
+    pub local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    log: Arc<LogManager>,
+}
+
+/// Why the broker cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be opened or is locked.
+    #[error("{0}")]
+    Storage(#[from] medulla_log::LogError),
+    /// The listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `meta.properties` cannot be read or written.
+    #[error("cannot read or write {path}: {source}")]
+    Meta {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens storage, binds the listener and starts serving in the background.
+pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(medulla_log::LogError::Io)?;
+    let log = LogManager::open(LogManagerOptions {
+        data_dir: config.data_dir.clone(),
+        fsync: config.fsync,
+        broker_defaults: config.topic_defaults.clone(),
+        clock: Arc::new(SystemClock),
+    })?;
+    let cluster_id =
+        broker::load_or_create_cluster_id(&config.data_dir, config.node_id).map_err(|source| {
+            StartError::Meta {
+                path: config
+                    .data_dir
+                    .join("meta.properties")
+                    .display()
+                    .to_string(),
+                source,
+            }
+        })?;
+    let bind = config.listener.bind_addr().map_err(|e| StartError::Bind {
+        addr: format!("{}:{}", config.listener.host, config.listener.port),
+        source: std::io::Error::other(e),
+    })?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: bind.to_string(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: bind.to_string(),
+        source,
+    })?;
+    let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let (tx, rx) = watch::channel(false);
+    let broker = Broker::new(
+        config.clone(),
+        log.clone(),
+        cluster_id,
+        advertised_host,
+        advertised_port,
+        rx.clone(),
+    );
+    let retention = tokio::spawn(retention_loop(
+        log.clone(),
+        config.retention_check_interval_ms,
+        rx.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        server::run(broker, listener, rx).await;
+        retention.abort();
+    });
+    Ok(Running {
+        local_addr,
+        shutdown: tx,
+        task,
+        log,
+    })
+}
+
+/// What Metadata advertises: `advertised.listeners` if set, else the bound address.
+/// A wildcard bind advertises the machine's host name (never `localhost`).
+fn advertised(config: &BrokerConfig, local: SocketAddr) -> (String, u16) {
+    if let Some(a) = &config.advertised {
+        let port = if a.port == 0 { local.port() } else { a.port };
+        if !a.host.is_empty() {
+            return (a.host.clone(), port);
+        }
+    }
+    if local.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| local.ip().to_string());
+        return (host, local.port());
+    }
+    (local.ip().to_string(), local.port())
+}
+
+async fn retention_loop(
+    log: Arc<LogManager>,
+    interval_ms: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let log = log.clone();
+        match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(segments = n, "retention deleted segments"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, flushes and closes the log.
+    pub async fn shutdown(self) -> Result<(), medulla_log::LogError> {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.close())
+            .await
+            .map_err(|e| medulla_log::LogError::Io(std::io::Error::other(e.to_string())))?
+    }
+}

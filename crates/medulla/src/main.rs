@@ -1,1 +1,99 @@
-fn main() {}
+//! `medulla`: the command line. `medulla serve` runs the broker; `medulla topic …`
+//! administers topics on a running broker.
+
+mod admin;
+mod serve;
+mod topic;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Medulla: a Kafka-compatible event broker and healthcare event platform.
+#[derive(Parser)]
+#[command(name = "medulla", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Create, list, describe, alter and delete topics on a running broker.
+    Topic {
+        /// The broker to talk to.
+        #[arg(
+            long,
+            env = "MEDULLA_BOOTSTRAP",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: topic::TopicCommand,
+    },
+}
+
+/// `medulla serve` flags. Precedence: the config file, then the shorthand flags, then
+/// each `--override` in order (so an explicit key always wins).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// A Kafka `server.properties`-style config file.
+    #[arg(long, env = "MEDULLA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (shorthand for `log.dirs`). Default `./medulla-data`.
+    #[arg(long, env = "MEDULLA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The Kafka listener address HOST:PORT (shorthand for `listeners=PLAINTEXT://ADDR`).
+    /// Default `127.0.0.1:9092`.
+    #[arg(long, env = "MEDULLA_KAFKA_LISTEN")]
+    pub kafka_listen: Option<String>,
+    /// The address given to clients HOST:PORT (shorthand for `advertised.listeners`).
+    #[arg(long, env = "MEDULLA_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Set a config key, e.g. `--override num.partitions=4`. Repeatable. From the
+    /// environment, `MEDULLA_OVERRIDE` takes several separated by `;`.
+    #[arg(
+        long = "override",
+        value_name = "KEY=VALUE",
+        env = "MEDULLA_OVERRIDE",
+        value_delimiter = ';'
+    )]
+    pub overrides: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("medulla: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Topic { bootstrap, command } => topic::run(&bootstrap, command).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medulla: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The broker's shared state: one cheap-to-clone handle around `Arc<Shared>`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use medulla_log::LogManager;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+
+/// Everything a request handler may touch. Clone freely.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: BrokerConfig,
+    log: Arc<LogManager>,
+    cluster_id: String,
+    advertised_host: String,
+    advertised_port: u16,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Broker {
+    /// Builds the handle. `advertised_host`/`port` are what Metadata tells clients.
+    pub fn new(
+        config: BrokerConfig,
+        log: Arc<LogManager>,
+        cluster_id: String,
+        advertised_host: String,
+        advertised_port: u16,
+        shutdown: watch::Receiver<bool>,
+    ) -> Broker {
+        Broker {
+            shared: Arc::new(Shared {
+                config,
+                log,
+                cluster_id,
+                advertised_host,
+                advertised_port,
+                shutdown,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+
+    /// The storage engine.
+    pub fn log(&self) -> &Arc<LogManager> {
+        &self.shared.log
+    }
+
+    /// `node.id`.
+    pub fn node_id(&self) -> i32 {
+        self.shared.config.node_id
+    }
+
+    /// The cluster id from `meta.properties`.
+    pub fn cluster_id(&self) -> &str {
+        &self.shared.cluster_id
+    }
+
+    /// The host clients are told to connect to.
+    pub fn advertised_host(&self) -> &str {
+        &self.shared.advertised_host
+    }
+
+    /// The port clients are told to connect to.
+    pub fn advertised_port(&self) -> u16 {
+        self.shared.advertised_port
+    }
+
+    /// A receiver that turns `true` when the broker starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.clone()
+    }
+}
+
+/// Reads `cluster.id` from `<data_dir>/meta.properties`, creating the file (with a new
+/// Kafka-style 22-character base64url id) on first start. Written atomically.
+pub fn load_or_create_cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
+    let path = data_dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            for line in text.lines() {
+                if let Some(id) = line.strip_prefix("cluster.id=") {
+                    return Ok(id.trim().to_owned());
+                }
+            }
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} has no cluster.id", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = base64url_uuid(uuid::Uuid::new_v4());
+            let text = format!(
+                "#Medulla broker metadata\nversion=1\ncluster.id={id}\nnode.id={node_id}\n"
+            );
+            let tmp = data_dir.join("meta.properties.tmp");
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(text.as_bytes())?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(data_dir)?.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Kafka's cluster-id form: the UUID's 16 bytes in unpadded base64url (22 chars).
+fn base64url_uuid(id: uuid::Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_id_is_22_chars_and_stable_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_cluster_id(dir.path(), 1).unwrap();
+        assert_eq!(a.len(), 22);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_eq!(load_or_create_cluster_id(dir.path(), 1).unwrap(), a);
+    }
+}

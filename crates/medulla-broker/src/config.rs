@@ -1,0 +1,789 @@
+//! Broker configuration with Apache Kafka's key names, meanings and defaults.
+//!
+//! Input is a flat `server.properties`-style map (the config file merged with
+//! `--override`s). Every key is one of: a Kafka broker key Medulla uses (same meaning,
+//! same default, except where [`BROKER_KEYS`] says otherwise), a Kafka key Medulla
+//! deliberately does not use (accepted with a warning naming why), or a Medulla key
+//! under the `medulla.` prefix. Anything else is an error at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use medulla_log::{ConfigEntry, ConfigSource, FsyncPolicy};
+
+use crate::limits;
+
+/// A broker key: its name, Kafka's default (or Medulla's, documented), its Kafka type
+/// code for DescribeConfigs (1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 6 DOUBLE, 7 LIST), doc.
+pub struct KeyDef {
+    /// Key name.
+    pub name: &'static str,
+    /// Default value (`None` = null).
+    pub default: Option<&'static str>,
+    /// Kafka's DescribeConfigs type code.
+    pub config_type: i8,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    default: Option<&'static str>,
+    config_type: i8,
+    doc: &'static str,
+) -> KeyDef {
+    KeyDef {
+        name,
+        default,
+        config_type,
+        doc,
+    }
+}
+
+/// The broker keys Medulla uses.
+pub const BROKER_KEYS: &[KeyDef] = &[
+    key(
+        "node.id",
+        Some("1"),
+        3,
+        "The node id of this broker (Medulla is a single node; Kafka requires it, Medulla defaults it to 1).",
+    ),
+    key(
+        "broker.id",
+        None,
+        3,
+        "Alias of node.id kept for old configs.",
+    ),
+    key(
+        "listeners",
+        Some("PLAINTEXT://127.0.0.1:9092"),
+        7,
+        "Listener URIs. Medulla's default binds loopback only.",
+    ),
+    key(
+        "advertised.listeners",
+        None,
+        7,
+        "Listener URIs given to clients; defaults to listeners (the bound address, never localhost).",
+    ),
+    key(
+        "listener.security.protocol.map",
+        Some("PLAINTEXT:PLAINTEXT"),
+        7,
+        "Listener name to security protocol map. Only PLAINTEXT is available in this version.",
+    ),
+    key("log.dirs", None, 7, "The data directory (one directory)."),
+    key(
+        "log.dir",
+        Some("./medulla-data"),
+        2,
+        "The data directory if log.dirs is not set.",
+    ),
+    key(
+        "num.partitions",
+        Some("1"),
+        3,
+        "Default partition count of auto-created topics.",
+    ),
+    key(
+        "default.replication.factor",
+        Some("1"),
+        3,
+        "Replication factor of auto-created topics (always 1 on a single node).",
+    ),
+    key(
+        "auto.create.topics.enable",
+        Some("true"),
+        1,
+        "Create a topic when a client asks Metadata for an unknown one.",
+    ),
+    key(
+        "delete.topic.enable",
+        Some("true"),
+        1,
+        "Allow DeleteTopics.",
+    ),
+    key(
+        "message.max.bytes",
+        Some("1048588"),
+        3,
+        "Largest record batch size allowed (topic default of max.message.bytes).",
+    ),
+    key(
+        "socket.request.max.bytes",
+        Some("104857600"),
+        3,
+        "Largest request frame accepted; a larger frame closes the connection.",
+    ),
+    key(
+        "max.connections",
+        Some("10000"),
+        3,
+        "Most client connections at once (Kafka's default is unbounded; Medulla's is 10000).",
+    ),
+    key(
+        "log.retention.check.interval.ms",
+        Some("300000"),
+        5,
+        "How often retention is applied.",
+    ),
+    key(
+        "log.retention.ms",
+        None,
+        5,
+        "Default retention.ms of topics.",
+    ),
+    key(
+        "log.retention.minutes",
+        None,
+        3,
+        "Default retention in minutes if log.retention.ms is unset.",
+    ),
+    key(
+        "log.retention.hours",
+        Some("168"),
+        3,
+        "Default retention in hours if neither ms nor minutes is set.",
+    ),
+    key(
+        "log.retention.bytes",
+        Some("-1"),
+        5,
+        "Default retention.bytes of topics.",
+    ),
+    key(
+        "log.segment.bytes",
+        Some("1073741824"),
+        3,
+        "Default segment.bytes of topics.",
+    ),
+    key("log.roll.ms", None, 5, "Default segment.ms of topics."),
+    key(
+        "log.roll.hours",
+        Some("168"),
+        3,
+        "Default segment roll time in hours if log.roll.ms is unset.",
+    ),
+    key("log.roll.jitter.ms", None, 5, "Default segment.jitter.ms."),
+    key(
+        "log.roll.jitter.hours",
+        Some("0"),
+        3,
+        "Default segment jitter in hours.",
+    ),
+    key(
+        "log.cleanup.policy",
+        Some("delete"),
+        7,
+        "Default cleanup.policy of topics.",
+    ),
+    key(
+        "log.index.interval.bytes",
+        Some("4096"),
+        3,
+        "Default index.interval.bytes of topics.",
+    ),
+    key(
+        "log.index.size.max.bytes",
+        Some("10485760"),
+        3,
+        "Default segment.index.bytes of topics.",
+    ),
+    key(
+        "log.message.timestamp.type",
+        Some("CreateTime"),
+        2,
+        "Default message.timestamp.type of topics.",
+    ),
+    key(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+        5,
+        "Default message.timestamp.before.max.ms.",
+    ),
+    key(
+        "log.message.timestamp.after.max.ms",
+        Some("3600000"),
+        5,
+        "Default message.timestamp.after.max.ms.",
+    ),
+    key(
+        "log.segment.delete.delay.ms",
+        Some("60000"),
+        5,
+        "Default file.delete.delay.ms.",
+    ),
+    key(
+        "log.flush.interval.messages",
+        Some("9223372036854775807"),
+        5,
+        "Default flush.messages (Medulla's durability is medulla.log.fsync.policy).",
+    ),
+    key(
+        "log.flush.interval.ms",
+        None,
+        5,
+        "Default flush.ms (Medulla's durability is medulla.log.fsync.policy).",
+    ),
+    key("log.preallocate", Some("false"), 1, "Default preallocate."),
+    key(
+        "log.cleaner.delete.retention.ms",
+        Some("86400000"),
+        5,
+        "Default delete.retention.ms.",
+    ),
+    key(
+        "log.cleaner.min.compaction.lag.ms",
+        Some("0"),
+        5,
+        "Default min.compaction.lag.ms.",
+    ),
+    key(
+        "log.cleaner.max.compaction.lag.ms",
+        Some("9223372036854775807"),
+        5,
+        "Default max.compaction.lag.ms.",
+    ),
+    key(
+        "log.cleaner.min.cleanable.ratio",
+        Some("0.5"),
+        6,
+        "Default min.cleanable.dirty.ratio.",
+    ),
+    key(
+        "compression.type",
+        Some("producer"),
+        2,
+        "Default compression.type of topics.",
+    ),
+    key(
+        "min.insync.replicas",
+        Some("1"),
+        3,
+        "Default min.insync.replicas.",
+    ),
+    key(
+        "unclean.leader.election.enable",
+        Some("false"),
+        1,
+        "Default unclean.leader.election.enable.",
+    ),
+    key(
+        "medulla.log.fsync.policy",
+        Some("always"),
+        2,
+        "When data is fsynced: always (before acks=all is answered, group commit), interval, never.",
+    ),
+    key(
+        "medulla.log.fsync.interval.ms",
+        Some("1000"),
+        5,
+        "Background fsync period when medulla.log.fsync.policy=interval.",
+    ),
+    key(
+        "medulla.connection.inflight.max",
+        Some("64"),
+        3,
+        "Requests one connection may have in flight before Medulla stops reading from it.",
+    ),
+];
+
+/// Kafka broker keys Medulla accepts and deliberately does not use, with the reason
+/// printed in the start-up warning.
+pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
+    (
+        "zookeeper.connect",
+        "Medulla has no ZooKeeper (nor has Kafka 4)",
+    ),
+    (
+        "zookeeper.connection.timeout.ms",
+        "Medulla has no ZooKeeper",
+    ),
+    ("process.roles", "Medulla is one node with no KRaft quorum"),
+    (
+        "controller.quorum.voters",
+        "Medulla is one node with no KRaft quorum",
+    ),
+    (
+        "controller.quorum.bootstrap.servers",
+        "Medulla is one node with no KRaft quorum",
+    ),
+    (
+        "controller.listener.names",
+        "Medulla is one node with no controller listener",
+    ),
+    (
+        "inter.broker.listener.name",
+        "Medulla is one node: there is no inter-broker traffic",
+    ),
+    (
+        "num.network.threads",
+        "Medulla runs on one tokio runtime sized to the machine",
+    ),
+    (
+        "num.io.threads",
+        "Medulla runs on one tokio runtime sized to the machine",
+    ),
+    ("num.replica.fetchers", "Medulla does not replicate"),
+    (
+        "num.recovery.threads.per.data.dir",
+        "Medulla recovers partitions itself",
+    ),
+    (
+        "socket.send.buffer.bytes",
+        "Medulla leaves socket buffers to the OS",
+    ),
+    (
+        "socket.receive.buffer.bytes",
+        "Medulla leaves socket buffers to the OS",
+    ),
+    (
+        "queued.max.requests",
+        "Medulla bounds in-flight requests per connection (medulla.connection.inflight.max)",
+    ),
+    (
+        "offsets.topic.replication.factor",
+        "Medulla does not replicate",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "Medulla does not replicate",
+    ),
+    (
+        "transaction.state.log.min.isr",
+        "Medulla does not replicate",
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        "consumer groups are not in this version",
+    ),
+    (
+        "log.cleaner.threads",
+        "log compaction is not in this version",
+    ),
+    (
+        "log.cleaner.enable",
+        "log compaction is not in this version",
+    ),
+];
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key neither Kafka nor Medulla defines.
+    #[error(
+        "unknown configuration key {0:?} (Medulla uses Kafka's broker key names; its own keys start with \"medulla.\")"
+    )]
+    UnknownKey(String),
+    /// A known key with a value that does not parse or is out of range.
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// One listener: a name and a bind address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Listener name, e.g. `PLAINTEXT`.
+    pub name: String,
+    /// Host as written (may be empty = all interfaces).
+    pub host: String,
+    /// Port (0 = pick one).
+    pub port: u16,
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The keys as given (config file, then overrides), validated.
+    pub given: BTreeMap<String, String>,
+    /// `node.id`.
+    pub node_id: i32,
+    /// `listeners` (exactly one in this version).
+    pub listener: Listener,
+    /// `advertised.listeners`, if set.
+    pub advertised: Option<Listener>,
+    /// `log.dirs` (or `log.dir`).
+    pub data_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: u32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`.
+    pub request_bytes_max: usize,
+    /// `max.connections`.
+    pub connections_max: usize,
+    /// `medulla.connection.inflight.max`.
+    pub inflight_per_connection_max: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
+    pub fsync: FsyncPolicy,
+    /// Topic-config defaults derived from the `log.*` keys.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Validates `props`. Returns the config and the warnings to log (ignored Kafka keys).
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        for (k, v) in props {
+            if BROKER_KEYS.iter().any(|d| d.name == k) {
+                continue;
+            }
+            if let Some((_, why)) = IGNORED_KAFKA_KEYS.iter().find(|(name, _)| name == k) {
+                warnings.push(format!("ignoring Kafka setting {k}={v}: {why}"));
+                continue;
+            }
+            return Err(ConfigError::UnknownKey(k.clone()));
+        }
+        let get = |name: &str| -> Option<String> {
+            props.get(name).cloned().or_else(|| {
+                BROKER_KEYS
+                    .iter()
+                    .find(|d| d.name == name)
+                    .and_then(|d| d.default.map(str::to_owned))
+            })
+        };
+        let node_id = match props.get("node.id").or_else(|| props.get("broker.id")) {
+            Some(v) => parse_num::<i32>("node.id", v, 0, i32::MAX as i64)?,
+            None => 1,
+        };
+        let listeners_value = get("listeners").unwrap_or_default();
+        let listener = parse_single_listener("listeners", &listeners_value)?;
+        let advertised = match props.get("advertised.listeners") {
+            Some(v) => Some(parse_single_listener("advertised.listeners", v)?),
+            None => None,
+        };
+        let map = get("listener.security.protocol.map").unwrap_or_default();
+        for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, proto) = entry.split_once(':').ok_or_else(|| {
+                invalid(
+                    "listener.security.protocol.map",
+                    &map,
+                    "entries are NAME:PROTOCOL",
+                )
+            })?;
+            if name == listener.name && proto != "PLAINTEXT" {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    &map,
+                    "only PLAINTEXT listeners are available in this version",
+                ));
+            }
+        }
+        if listener.name != "PLAINTEXT"
+            && !map
+                .split(',')
+                .any(|e| e.trim() == format!("{}:PLAINTEXT", listener.name))
+        {
+            return Err(invalid(
+                "listeners",
+                &listeners_value,
+                "the listener's name must map to PLAINTEXT in listener.security.protocol.map",
+            ));
+        }
+        let data_dir = PathBuf::from(
+            props
+                .get("log.dirs")
+                .or_else(|| props.get("log.dir"))
+                .cloned()
+                .unwrap_or_else(|| "./medulla-data".to_owned()),
+        );
+        if data_dir.as_os_str().to_string_lossy().contains(',') {
+            return Err(invalid(
+                "log.dirs",
+                &data_dir.to_string_lossy(),
+                "Medulla uses exactly one data directory",
+            ));
+        }
+        let num_partitions = parse_num::<u32>(
+            "num.partitions",
+            &get("num.partitions").unwrap_or_default(),
+            1,
+            medulla_log::limits::PARTITIONS_PER_TOPIC_MAX as i64,
+        )?;
+        let rf = parse_num::<i32>(
+            "default.replication.factor",
+            &get("default.replication.factor").unwrap_or_default(),
+            1,
+            1,
+        )?;
+        debug_assert_eq!(rf, 1);
+        let auto_create_topics = parse_bool(
+            "auto.create.topics.enable",
+            &get("auto.create.topics.enable").unwrap_or_default(),
+        )?;
+        let delete_topic_enable = parse_bool(
+            "delete.topic.enable",
+            &get("delete.topic.enable").unwrap_or_default(),
+        )?;
+        let request_bytes_max = parse_num::<usize>(
+            "socket.request.max.bytes",
+            &get("socket.request.max.bytes").unwrap_or_default(),
+            1024,
+            limits::REQUEST_BYTES_MAX as i64,
+        )?;
+        let connections_max = parse_num::<usize>(
+            "max.connections",
+            &get("max.connections").unwrap_or_default(),
+            1,
+            i32::MAX as i64,
+        )?;
+        let inflight_per_connection_max = parse_num::<usize>(
+            "medulla.connection.inflight.max",
+            &get("medulla.connection.inflight.max").unwrap_or_default(),
+            1,
+            limits::INFLIGHT_REQUESTS_PER_CONNECTION_MAX as i64,
+        )?;
+        let retention_check_interval_ms = parse_num::<u64>(
+            "log.retention.check.interval.ms",
+            &get("log.retention.check.interval.ms").unwrap_or_default(),
+            1,
+            i64::MAX,
+        )?;
+        let fsync_interval_ms = parse_num::<u64>(
+            "medulla.log.fsync.interval.ms",
+            &get("medulla.log.fsync.interval.ms").unwrap_or_default(),
+            1,
+            i64::MAX,
+        )?;
+        let policy = get("medulla.log.fsync.policy").unwrap_or_default();
+        let fsync = match policy.as_str() {
+            "always" => FsyncPolicy::Always,
+            "interval" => FsyncPolicy::Interval {
+                interval_ms: fsync_interval_ms,
+            },
+            "never" => FsyncPolicy::Never,
+            _ => {
+                return Err(invalid(
+                    "medulla.log.fsync.policy",
+                    &policy,
+                    "one of always, interval, never",
+                ));
+            }
+        };
+        let topic_defaults = medulla_log::config::broker_log_defaults(props).map_err(|e| {
+            ConfigError::InvalidValue {
+                key: "log.*".to_owned(),
+                value: String::new(),
+                reason: e.to_string(),
+            }
+        })?;
+        // Validate the derived topic defaults the way a topic would use them.
+        medulla_log::TopicConfig::resolve(&topic_defaults, &BTreeMap::new()).map_err(|e| {
+            ConfigError::InvalidValue {
+                key: "log.*".to_owned(),
+                value: String::new(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok((
+            BrokerConfig {
+                given: props.clone(),
+                node_id,
+                listener,
+                advertised,
+                data_dir,
+                num_partitions,
+                auto_create_topics,
+                delete_topic_enable,
+                request_bytes_max,
+                connections_max,
+                inflight_per_connection_max,
+                retention_check_interval_ms,
+                fsync,
+                topic_defaults,
+            },
+            warnings,
+        ))
+    }
+
+    /// Every broker key with its value and source, for DescribeConfigs on the broker.
+    pub fn describe(&self) -> Vec<ConfigEntry> {
+        BROKER_KEYS
+            .iter()
+            .map(|d| {
+                let (value, source) = match self.given.get(d.name) {
+                    Some(v) => (Some(v.clone()), ConfigSource::StaticBroker),
+                    None => (d.default.map(str::to_owned), ConfigSource::Default),
+                };
+                let mut synonyms = Vec::new();
+                if source == ConfigSource::StaticBroker {
+                    synonyms.push((d.name.to_owned(), value.clone(), ConfigSource::StaticBroker));
+                }
+                if d.default.is_some() {
+                    synonyms.push((
+                        d.name.to_owned(),
+                        d.default.map(str::to_owned),
+                        ConfigSource::Default,
+                    ));
+                }
+                ConfigEntry {
+                    name: d.name.to_owned(),
+                    value,
+                    source,
+                    config_type: d.config_type,
+                    synonyms,
+                    documentation: d.doc,
+                }
+            })
+            .collect()
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn parse_num<T: TryFrom<i64>>(
+    key: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+) -> Result<T, ConfigError> {
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "expected an integer"))?;
+    if n < min || n > max {
+        return Err(invalid(
+            key,
+            value,
+            &format!("must be between {min} and {max}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| invalid(key, value, "out of range"))
+}
+
+/// Parses a `listeners`-style value holding exactly one `NAME://host:port` entry.
+fn parse_single_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
+    let entries: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    let [entry] = entries.as_slice() else {
+        return Err(invalid(
+            key,
+            value,
+            "exactly one listener is supported in this version",
+        ));
+    };
+    let (name, rest) = entry
+        .split_once("://")
+        .ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| invalid(key, value, "bad port"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(invalid(key, value, "bad listener name"));
+    }
+    Ok(Listener {
+        name: name.to_ascii_uppercase(),
+        host: host.to_owned(),
+        port,
+    })
+}
+
+impl Listener {
+    /// The socket address to bind (an empty host binds every interface, as Kafka does).
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
+        std::net::ToSocketAddrs::to_socket_addrs(&(host, self.port))
+            .map_err(|e| format!("cannot resolve listener host {host:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("listener host {host:?} resolves to nothing"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_and_ignored_kafka_key_a_warning() {
+        let err = BrokerConfig::from_properties(&props(&[("no.such.key", "1")])).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey(k) if k == "no.such.key"));
+        let (_, warnings) =
+            BrokerConfig::from_properties(&props(&[("zookeeper.connect", "zk:2181")])).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("zookeeper.connect"));
+    }
+
+    #[test]
+    fn listeners_parse_and_defaults_hold() {
+        let (c, _) =
+            BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.1:19092")]))
+                .unwrap();
+        assert_eq!(
+            c.listener,
+            Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 19092
+            }
+        );
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.fsync, FsyncPolicy::Always);
+        assert_eq!(c.request_bytes_max, 104_857_600);
+        let err =
+            BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://a:1,SSL://b:2")]))
+                .unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (k, v) in [
+            ("num.partitions", "0"),
+            ("auto.create.topics.enable", "yes"),
+            ("medulla.log.fsync.policy", "sometimes"),
+            ("default.replication.factor", "3"),
+        ] {
+            let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().contains(k), "{err}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Mapping storage-engine errors to Kafka error codes, in one place.
+
+use kafka_protocol::ResponseError;
+use medulla_log::LogError;
+
+/// The Kafka error code a real broker returns for `e`.
+pub fn kafka_code(e: &LogError) -> i16 {
+    let r = match e {
+        LogError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        LogError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        LogError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        LogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        LogError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        LogError::DataDirLocked(_) | LogError::Io(_) => ResponseError::KafkaStorageError,
+    };
+    r.code()
+}
+
+/// The message to send beside the code (storage failures are logged, not echoed).
+pub fn kafka_message(e: &LogError) -> String {
+    match e {
+        LogError::Io(_) | LogError::DataDirLocked(_) => "storage error on the broker".to_owned(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,197 @@
+//! Fetch: byte ranges of segment files, with long polling (`max_wait_ms` / `min_bytes`),
+//! `max_bytes` and per-partition limits.
+//!
+//! Fetch sessions (KIP-227) are answered sessionlessly: every response carries session
+//! id 0, which tells the client the broker did not create a session, so it keeps sending
+//! full fetch requests. An incremental fetch naming a session (which we never handed
+//! out) gets FETCH_SESSION_ID_NOT_FOUND, as from a broker that evicted it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use medulla_log::{LogError, PartitionLog};
+
+use crate::broker::Broker;
+use crate::error::kafka_code;
+use crate::limits;
+
+/// One requested partition, resolved.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    log: Result<Arc<PartitionLog>, i16>,
+}
+
+/// Runs Fetch to completion (this is a second-phase future: it has no side effects).
+pub async fn handle(broker: Broker, request: FetchRequest, version: i16) -> ResponseKind {
+    ResponseKind::Fetch(fetch(&broker, request, version).await)
+}
+
+async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+    if version >= 7 && request.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let log = broker.log();
+    let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(request.topics.len());
+    let mut wanted = Vec::new();
+    for topic in &request.topics {
+        // v13+ names topics by id only.
+        let (name, meta) = if version >= 13 {
+            let meta = log.topic_by_id(topic.topic_id);
+            (meta.as_ref().map(|m| m.name.clone()), meta)
+        } else {
+            (Some(topic.topic.0.to_string()), log.topic(&topic.topic.0))
+        };
+        let topic_index = topics.len();
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_string(
+                    name.clone().unwrap_or_default(),
+                )))
+                .with_topic_id(topic.topic_id),
+        );
+        for p in &topic.partitions {
+            let log = match (&meta, &name) {
+                (None, _) if version >= 13 => Err(ResponseError::UnknownTopicId.code()),
+                (Some(_), Some(name)) => log
+                    .partition(name, p.partition)
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+                _ => Err(ResponseError::UnknownTopicOrPartition.code()),
+            };
+            wanted.push(Wanted {
+                topic_index,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
+                log,
+            });
+        }
+    }
+
+    let max_bytes = if version >= 3 {
+        usize::try_from(request.max_bytes.max(0))
+            .unwrap_or(0)
+            .min(limits::FETCH_RESPONSE_BYTES_MAX)
+    } else {
+        limits::FETCH_RESPONSE_BYTES_MAX
+    };
+    let min_bytes = usize::try_from(request.min_bytes.max(0)).unwrap_or(0);
+    let max_wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms.max(0))
+            .unwrap_or(0)
+            .min(limits::FETCH_WAIT_MS_MAX),
+    );
+    let deadline = tokio::time::Instant::now() + max_wait;
+
+    // Subscribe before the first read so no append between read and wait is missed.
+    let mut watches: Vec<_> = wanted
+        .iter()
+        .filter_map(|w| w.log.as_ref().ok().map(|l| l.watch_end()))
+        .collect();
+    let mut shutdown = broker.shutdown_signal();
+    loop {
+        let (parts, total, any_error) = read_all(&wanted, max_bytes);
+        let done = total >= min_bytes.max(1) && total > 0
+            || any_error
+            || min_bytes == 0
+            || tokio::time::Instant::now() >= deadline
+            || *shutdown.borrow()
+            || watches.is_empty();
+        if done {
+            for (w, data) in wanted.iter().zip(parts) {
+                topics[w.topic_index].partitions.push(data);
+            }
+            return FetchResponse::default().with_responses(topics);
+        }
+        for w in &mut watches {
+            w.mark_unchanged();
+        }
+        let changed = futures_any(&mut watches);
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Waits until any watched log end moves.
+async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) {
+    let futures: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
+    // A closed channel (partition deleted) resolves at once with an error: fine, we re-read.
+    let _ = futures_select_all(futures).await;
+}
+
+async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> F::Output {
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Reads every wanted partition once. Returns the partition responses, the bytes read,
+/// and whether any partition has an error (which ends a long poll at once, as in Kafka).
+fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let data = PartitionData::default().with_partition_index(w.partition);
+        let data = match &w.log {
+            Err(code) => {
+                any_error = true;
+                data.with_error_code(*code)
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_records(Some(Bytes::new()))
+            }
+            Ok(log) => {
+                let remaining = max_bytes.saturating_sub(total);
+                let limit = w.partition_max_bytes.min(remaining);
+                // KIP-74: the first batch of the first non-empty partition is returned even
+                // if it is larger than the limits, so a big batch never stalls a consumer.
+                let min_one_batch = total == 0;
+                let hwm = log.log_end_offset();
+                let lso = hwm;
+                let base = data
+                    .with_high_watermark(hwm)
+                    .with_last_stable_offset(lso)
+                    .with_log_start_offset(log.log_start_offset());
+                if limit == 0 && !min_one_batch {
+                    base.with_records(Some(Bytes::new()))
+                } else {
+                    match log.read(w.fetch_offset, limit, min_one_batch) {
+                        Ok(bytes) => {
+                            total += bytes.len();
+                            base.with_records(Some(bytes))
+                        }
+                        Err(e) => {
+                            any_error = true;
+                            if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                                tracing::error!(topic = log.topic(), partition = w.partition, error = %e, "read failed");
+                            }
+                            base.with_error_code(kafka_code(&e))
+                                .with_records(Some(Bytes::new()))
+                        }
+                    }
+                }
+            }
+        };
+        out.push(data);
+    }
+    (out, total, any_error)
+}

@@ -1,0 +1,85 @@
+//! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3), earliest-local (-4) and
+//! lookup by timestamp.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use medulla_log::TimestampLookup;
+
+use crate::broker::Broker;
+use crate::error::kafka_code;
+use crate::handlers::blocking;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+/// Answers ListOffsets.
+pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let base =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let Some(log) = broker.log().partition(&topic.name.0, p.partition_index) else {
+                partitions.push(
+                    base.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1),
+                );
+                continue;
+            };
+            let found: medulla_log::Result<Option<TimestampLookup>> = match p.timestamp {
+                LATEST => Ok(Some(TimestampLookup {
+                    offset: log.log_end_offset(),
+                    timestamp: -1,
+                })),
+                EARLIEST | EARLIEST_LOCAL => Ok(Some(TimestampLookup {
+                    offset: log.log_start_offset(),
+                    timestamp: -1,
+                })),
+                MAX_TIMESTAMP => {
+                    let log = log.clone();
+                    blocking(move || log.max_timestamp()).await
+                }
+                ts if ts >= 0 => {
+                    let log = log.clone();
+                    blocking(move || log.lookup_timestamp(ts)).await
+                }
+                _ => {
+                    partitions.push(
+                        base.with_error_code(ResponseError::InvalidRequest.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1),
+                    );
+                    continue;
+                }
+            };
+            partitions.push(match found {
+                Ok(Some(found)) => base
+                    .with_timestamp(found.timestamp)
+                    .with_offset(found.offset)
+                    .with_leader_epoch(0),
+                // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
+                Ok(None) => base
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(-1),
+                Err(e) => base
+                    .with_error_code(kafka_code(&e))
+                    .with_timestamp(-1)
+                    .with_offset(-1),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}

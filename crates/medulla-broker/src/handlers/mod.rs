@@ -1,0 +1,106 @@
+//! Request dispatch: one module per API family.
+//!
+//! A handler runs in two phases. The first runs in the connection's reader, in request
+//! order, and does everything with side effects (appending, creating topics), so that
+//! requests pipelined on one connection take effect in the order they were sent, as
+//! Kafka guarantees. It may return a second phase ([`Reply::Later`]) for waiting that has
+//! no side effects of its own — an fsync shared with other requests, a Fetch long poll —
+//! which runs concurrently while the reader moves on. Responses are still written in
+//! request order.
+
+pub mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+
+/// A response still being computed.
+pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>;
+
+/// What a request produced.
+pub enum Reply {
+    /// The response, ready.
+    Now(ResponseKind),
+    /// The response after waiting (concurrently with later requests).
+    Later(Pending),
+    /// No response at all (Produce with `acks=0`).
+    None,
+}
+
+/// Runs the first phase of `body`.
+pub async fn dispatch(
+    broker: &Broker,
+    header: &RequestHeader,
+    api: ApiKey,
+    body: RequestKind,
+) -> Reply {
+    let version = header.request_api_version;
+    match body {
+        RequestKind::ApiVersions(r) => {
+            Reply::Now(ResponseKind::ApiVersions(api_versions::handle(&r)))
+        }
+        RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(
+            metadata::handle(broker, r, version).await,
+        )),
+        RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(
+            metadata::describe_cluster(broker, &r),
+        )),
+        RequestKind::Produce(r) => produce::handle(broker, r, version).await,
+        RequestKind::Fetch(r) => Reply::Later(Box::pin(fetch::handle(broker.clone(), r, version))),
+        RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(
+            list_offsets::handle(broker, r).await,
+        )),
+        RequestKind::CreateTopics(r) => Reply::Now(ResponseKind::CreateTopics(
+            topics::create(broker, r, version).await,
+        )),
+        RequestKind::DeleteTopics(r) => Reply::Now(ResponseKind::DeleteTopics(
+            topics::delete(broker, r, version).await,
+        )),
+        RequestKind::CreatePartitions(r) => Reply::Now(ResponseKind::CreatePartitions(
+            topics::create_partitions(broker, r).await,
+        )),
+        RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(
+            topics::delete_records(broker, r).await,
+        )),
+        RequestKind::DescribeConfigs(r) => Reply::Now(ResponseKind::DescribeConfigs(
+            configs::describe(broker, r, version),
+        )),
+        RequestKind::AlterConfigs(r) => {
+            Reply::Now(ResponseKind::AlterConfigs(configs::alter(broker, r).await))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => Reply::Now(
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await),
+        ),
+        other => {
+            // The decoder only lets through what `api_versions::SUPPORTED` lists, and every
+            // entry there has an arm above; reaching this is a bug in this file.
+            tracing::error!(
+                ?api,
+                "no handler for a served API: {:?}",
+                std::mem::discriminant(&other)
+            );
+            Reply::None
+        }
+    }
+}
+
+/// Runs blocking storage work (file creation, fsync) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> medulla_log::Result<T> + Send + 'static,
+) -> medulla_log::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(medulla_log::LogError::Io(std::io::Error::other(format!(
+            "storage task failed: {e}"
+        )))),
+    }
+}

@@ -1,0 +1,194 @@
+//! Produce: validate and append in request order; with `acks=all` under the `always`
+//! fsync policy, answer only after the data is on disk (the wait is the second phase,
+//! so pipelined requests share one fsync).
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use medulla_log::{AppendInfo, LogError, PartitionLog};
+
+use crate::broker::Broker;
+use crate::error::{kafka_code, kafka_message};
+use crate::handlers::{Reply, blocking};
+
+/// One partition's outcome after phase 1.
+enum Outcome {
+    /// Appended; durable wait may still be needed.
+    Appended(Arc<PartitionLog>, AppendInfo),
+    /// Refused with a Kafka error code and message.
+    Failed(i16, Option<String>),
+}
+
+/// Runs Produce.
+pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Reply {
+    let acks = request.acks;
+    if acks != 0 && acks != 1 && acks != -1 {
+        let response = build(
+            request
+                .topic_data
+                .into_iter()
+                .map(|t| {
+                    let parts = t
+                        .partition_data
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.index,
+                                Outcome::Failed(ResponseError::InvalidRequiredAcks.code(), None),
+                            )
+                        })
+                        .collect();
+                    (t.name, t.topic_id, parts)
+                })
+                .collect(),
+        );
+        return Reply::Now(ResponseKind::Produce(response));
+    }
+    if request.transactional_id.is_some() {
+        // Transactions are not in this version; Kafka answers a transactional produce it
+        // cannot serve with TRANSACTIONAL_ID_AUTHORIZATION_FAILED or an unsupported-version
+        // error. We refuse every partition clearly instead of appending.
+        let response = build(
+            request
+                .topic_data
+                .into_iter()
+                .map(|t| {
+                    let parts = t
+                        .partition_data
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.index,
+                                Outcome::Failed(
+                                    ResponseError::UnsupportedForMessageFormat.code(),
+                                    Some(
+                                        "transactions are not supported by this broker version"
+                                            .to_owned(),
+                                    ),
+                                ),
+                            )
+                        })
+                        .collect();
+                    (t.name, t.topic_id, parts)
+                })
+                .collect(),
+        );
+        return Reply::Now(ResponseKind::Produce(response));
+    }
+
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = if version >= 13 {
+            broker
+                .log()
+                .topic_by_id(topic.topic_id)
+                .map(|m| TopicName(StrBytes::from_string(m.name)))
+        } else {
+            Some(topic.name.clone())
+        };
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let outcome = match (&name, p.records) {
+                (None, _) => Outcome::Failed(ResponseError::UnknownTopicId.code(), None),
+                (Some(_), None) => Outcome::Failed(
+                    ResponseError::CorruptMessage.code(),
+                    Some("null records".to_owned()),
+                ),
+                (Some(name), Some(records)) => match broker.log().partition(&name.0, p.index) {
+                    None => Outcome::Failed(ResponseError::UnknownTopicOrPartition.code(), None),
+                    Some(log) => {
+                        let log2 = log.clone();
+                        match blocking(move || log2.append(&records)).await {
+                            Ok(info) => Outcome::Appended(log, info),
+                            Err(e) => {
+                                log_refusal(&name.0, p.index, &e);
+                                Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                            }
+                        }
+                    }
+                },
+            };
+            parts.push((p.index, outcome));
+        }
+        topics.push((topic.name, topic.topic_id, parts));
+    }
+
+    if acks == 0 {
+        return Reply::None;
+    }
+    let must_sync = acks == -1 && broker.log().fsync_policy() == medulla_log::FsyncPolicy::Always;
+    if !must_sync {
+        return Reply::Now(ResponseKind::Produce(build(topics)));
+    }
+    Reply::Later(Box::pin(async move {
+        // One wait per partition; the log's group commit merges them with every other
+        // request's waits on the same file.
+        let mut waits = Vec::new();
+        for (ti, (_, _, parts)) in topics.iter().enumerate() {
+            for (pi, (_, outcome)) in parts.iter().enumerate() {
+                if let Outcome::Appended(log, info) = outcome {
+                    let log = log.clone();
+                    let end = info.last_offset + 1;
+                    waits.push((
+                        ti,
+                        pi,
+                        tokio::task::spawn_blocking(move || log.wait_durable(end)),
+                    ));
+                }
+            }
+        }
+        for (ti, pi, wait) in waits {
+            let result = match wait.await {
+                Ok(r) => r,
+                Err(e) => Err(LogError::Io(std::io::Error::other(e.to_string()))),
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "fsync failed; refusing the acknowledgement");
+                topics[ti].2[pi].1 = Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)));
+            }
+        }
+        ResponseKind::Produce(build(topics))
+    }))
+}
+
+fn log_refusal(topic: &str, partition: i32, e: &LogError) {
+    match e {
+        LogError::Io(_) => tracing::error!(topic, partition, error = %e, "append failed"),
+        _ => tracing::warn!(topic, partition, error = %e, "produce refused"),
+    }
+}
+
+type TopicOutcomes = Vec<(TopicName, uuid::Uuid, Vec<(i32, Outcome)>)>;
+
+fn build(topics: TopicOutcomes) -> ProduceResponse {
+    let responses = topics
+        .into_iter()
+        .map(|(name, id, parts)| {
+            let partition_responses = parts
+                .into_iter()
+                .map(|(index, outcome)| match outcome {
+                    Outcome::Appended(_, info) => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
+                        .with_log_start_offset(info.log_start_offset),
+                    Outcome::Failed(code, message) => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(message.map(StrBytes::from_string)),
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

@@ -1,0 +1,32 @@
+//! Every limit of the protocol server, in one place. A limit hit is a named error or a
+//! closed connection with a log line, never an allocation failure.
+
+/// Hard ceiling on `socket.request.max.bytes`: no frame larger than this is ever buffered.
+pub const REQUEST_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// Requests one connection may have decoded and not yet answered. The connection stops
+/// reading when it is reached, which pushes back on the client through TCP.
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 1024;
+
+/// Default of `medulla.connection.inflight.max`.
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT: usize = 64;
+
+/// Default of `max.connections`. Apache Kafka's default is unbounded (2^31 - 1); an
+/// unbounded accept loop is not a limit, so Medulla's default is finite.
+pub const CONNECTIONS_DEFAULT: usize = 10_000;
+
+/// Longest a Fetch may wait for data (`max.wait.ms` is capped here).
+pub const FETCH_WAIT_MS_MAX: u64 = 5 * 60 * 1000;
+
+/// Bytes one Fetch response may carry, whatever the client's `max_bytes`.
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Topics one CreateTopics / DeleteTopics / CreatePartitions request may name.
+pub const ADMIN_TOPICS_PER_REQUEST_MAX: usize = 10_000;
+
+/// How long a clean shutdown waits for connections to finish their in-flight requests.
+pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+const _: () =
+    assert!(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT <= INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
+const _: () = assert!(FETCH_RESPONSE_BYTES_MAX <= REQUEST_BYTES_MAX);
