@@ -1,7 +1,6 @@
 //! `medulla`: the command line. `medulla serve` runs the broker; `medulla topic …`
 //! administers topics on a running broker.
 
-mod admin;
 mod serve;
 mod topic;
 

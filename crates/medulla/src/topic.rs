@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::admin::{Client, check};
+use medulla::admin::{Client, check};
 
 /// Topic subcommands.
 #[derive(Subcommand)]
@@ -284,14 +284,12 @@ async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
         );
     }
     let configs = client
-        .send(
-            DescribeConfigsRequest::default().with_resources(vec![
+        .send(DescribeConfigsRequest::default().with_resources(vec![
                 DescribeConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s(name))
                     .with_configuration_keys(None),
-            ]),
-        )
+            ]))
         .await?;
     for r in &configs.results {
         check(

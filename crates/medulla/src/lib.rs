@@ -1,0 +1,4 @@
+//! The `medulla` binary's library half: pieces the command line and the integration
+//! tests share.
+
+pub mod admin;

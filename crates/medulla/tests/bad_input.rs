@@ -1,0 +1,260 @@
+//! Bad input over real sockets: oversized frames, unknown API keys, garbage, corrupt and
+//! oversized batches, unknown versions. Each gets the documented answer and the broker
+//! keeps serving its other connections.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{Medulla, cli};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+fn request_frame<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let n = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&n.to_be_bytes());
+    buf.to_vec()
+}
+
+/// Reads one response frame; `None` if the broker closed the connection.
+fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn assert_closed(s: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+}
+
+fn api_versions(s: &mut TcpStream, version: i16) -> ApiVersionsResponse {
+    s.write_all(&request_frame(
+        ApiKey::ApiVersions,
+        version,
+        1,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    let mut body = read_frame(s).expect("ApiVersions answer");
+    let header = ResponseHeader::decode(&mut body, 0).unwrap();
+    assert_eq!(header.correlation_id, 1);
+    ApiVersionsResponse::decode(&mut body, version.min(3)).unwrap()
+}
+
+fn batch(values: &[&[u8]]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> ProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    s.write_all(&request_frame(ApiKey::Produce, 9, 5, &request))
+        .unwrap();
+    let mut body = read_frame(s).expect("Produce answer");
+    let header =
+        ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(9)).unwrap();
+    assert_eq!(header.correlation_id, 5);
+    ProduceResponse::decode(&mut body, 9).unwrap()
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(
+        dir.path(),
+        &["--override", "socket.request.max.bytes=65536"],
+    );
+    let mut healthy = connect(&broker.addr);
+    assert_eq!(api_versions(&mut healthy, 3).error_code, 0);
+
+    // Oversized frame: refused from the size prefix alone.
+    let mut s = connect(&broker.addr);
+    s.write_all(&(1_000_000i32).to_be_bytes()).unwrap();
+    assert_closed(&mut s);
+    // Negative size.
+    let mut s = connect(&broker.addr);
+    s.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert_closed(&mut s);
+    // Unknown API key.
+    let mut s = connect(&broker.addr);
+    s.write_all(&[0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .unwrap();
+    assert_closed(&mut s);
+    // Garbage body for a real API.
+    let mut s = connect(&broker.addr);
+    let mut f = vec![0, 0, 0, 40, 0, 3, 0, 9, 0, 0, 0, 1];
+    f.extend_from_slice(&[0xee; 36]);
+    s.write_all(&f).unwrap();
+    assert_closed(&mut s);
+    // Produce v2 (legacy message format) is not served.
+    let mut s = connect(&broker.addr);
+    s.write_all(&request_frame(
+        ApiKey::Produce,
+        2,
+        9,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    assert_closed(&mut s);
+
+    // The healthy connection still works, and so does a new one.
+    assert_eq!(api_versions(&mut healthy, 0).error_code, 0);
+    assert_eq!(api_versions(&mut connect(&broker.addr), 2).error_code, 0);
+    assert!(
+        broker.stderr().contains("closing connection"),
+        "each bad frame is logged"
+    );
+}
+
+#[test]
+fn unknown_api_versions_version_gets_unsupported_version_and_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let mut s = connect(&broker.addr);
+    s.write_all(
+        &request_frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default())
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if i == 7 { 42 } else { *b })
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut body = read_frame(&mut s).expect("KIP-511 answer");
+    let _ = ResponseHeader::decode(&mut body, 0).unwrap();
+    let r = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
+    let av = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .unwrap();
+    assert_eq!((av.min_version, av.max_version), (0, 3));
+    // The connection stays open.
+    assert_eq!(api_versions(&mut s, 3).error_code, 0);
+}
+
+#[test]
+fn corrupt_and_oversized_batches_are_refused_and_nothing_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let topic = common::topic_name("corrupt");
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        &topic,
+        "--partitions",
+        "1",
+        "--config",
+        "max.message.bytes=2000",
+        "--bootstrap",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut s = connect(&broker.addr);
+
+    let good = batch(&[b"first"]);
+    let r = produce(&mut s, &topic, good.clone());
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+
+    // A flipped byte in the records: CORRUPT_MESSAGE (2), nothing appended.
+    let mut bad = BytesMut::from(&batch(&[b"second"])[..]);
+    let n = bad.len();
+    bad[n - 2] ^= 0x55;
+    let r = produce(&mut s, &topic, bad.freeze());
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 2);
+    // A good batch followed by a truncated one: the whole request is refused.
+    let mut two = BytesMut::from(&good[..]);
+    two.extend_from_slice(&batch(&[b"third"])[..20]);
+    let r = produce(&mut s, &topic, two.freeze());
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 2);
+    // Bigger than max.message.bytes: MESSAGE_TOO_LARGE (10).
+    let big = vec![b'x'; 4000];
+    let r = produce(&mut s, &topic, batch(&[&big]));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
+
+    // The next good batch lands at offset 1: nothing of the refused requests was appended.
+    let r = produce(&mut s, &topic, batch(&[b"fourth"]));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 1);
+    // Unknown topic.
+    let r = produce(&mut s, "no-such-topic-here", batch(&[b"x"]));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
+}

@@ -1,0 +1,140 @@
+//! The command-line contract: `medulla serve` flags and config errors, the data-dir lock,
+//! clean shutdown, and `medulla topic …`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Medulla, cli};
+
+#[test]
+fn topic_commands_create_list_describe_alter_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let b = broker.addr.as_str();
+    let (ok, out, err) = cli(&[
+        "topic",
+        "create",
+        "admissions",
+        "--partitions",
+        "3",
+        "--config",
+        "retention.ms=86400000",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("created topic admissions with 3 partitions"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["topic", "create", "admissions", "--bootstrap", b]);
+    assert!(!ok && err.contains("TopicAlreadyExists"), "{err}");
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        "bad",
+        "--config",
+        "retention.mss=1",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(!ok && err.contains("InvalidConfig"), "{err}");
+
+    let (ok, out, _) = cli(&["topic", "list", "--bootstrap", b]);
+    assert!(ok);
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["admissions"]);
+
+    let (ok, out, err) = cli(&[
+        "topic",
+        "alter",
+        "admissions",
+        "--partitions",
+        "5",
+        "--config",
+        "cleanup.policy=delete",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("now has 5 partitions"), "{out}");
+    let (ok, out, err) = cli(&["topic", "describe", "admissions", "--bootstrap", b]);
+    assert!(ok, "{err}");
+    assert!(out.contains("partitions 5"), "{out}");
+    assert!(out.contains("config retention.ms=86400000"), "{out}");
+    assert!(out.contains("config cleanup.policy=delete"), "{out}");
+    let (ok, _, err) = cli(&[
+        "topic",
+        "alter",
+        "admissions",
+        "--delete-config",
+        "retention.ms",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    let (_, out, _) = cli(&["topic", "describe", "admissions", "--bootstrap", b]);
+    assert!(!out.contains("retention.ms"), "{out}");
+
+    let (ok, _, err) = cli(&["topic", "delete", "admissions", "--bootstrap", b]);
+    assert!(ok, "{err}");
+    let (_, out, _) = cli(&["topic", "list", "--bootstrap", b]);
+    assert!(out.trim().is_empty(), "{out}");
+}
+
+#[test]
+fn a_second_start_on_the_same_data_dir_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Medulla::start(dir.path(), &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_medulla"))
+        .args(["serve", "--kafka-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+}
+
+#[test]
+fn unknown_keys_fail_at_start_and_unused_kafka_keys_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medulla"))
+        .args([
+            "serve",
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--override",
+            "log.retention.hourz=1",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.retention.hourz"));
+
+    let config = dir.path().join("server.properties");
+    std::fs::write(
+        &config,
+        "# a Kafka operator's file\nzookeeper.connect=zk:2181\nnum.partitions=2\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let broker = Medulla::start(&data, &["--config", config.to_str().unwrap()]);
+    common::wait_for("the zookeeper.connect warning", || {
+        broker.stderr().contains("zookeeper.connect").then_some(())
+    });
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let status = broker.terminate();
+    assert!(status.success(), "{status:?}");
+    // The data dir is free again at once.
+    let again = Medulla::start(dir.path(), &[]);
+    assert!(again.terminate().success());
+}

@@ -1,0 +1,183 @@
+//! Shared test harness: start the real `medulla serve` binary on an ephemeral loopback
+//! port, wait for it with a deadline, stop it by signal.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any wait in these tests may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running `medulla serve`.
+pub struct Medulla {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Medulla {
+    /// Starts a broker on `data_dir` with extra `serve` arguments.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Medulla {
+        Self::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts a broker on a given listen address.
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Medulla {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medulla"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--kafka-listen")
+            .arg(listen)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn medulla");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("medulla: kafka listener on ") {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(DEADLINE) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let log = lines.lock().unwrap().join("\n");
+                panic!("medulla did not start within {DEADLINE:?}; stderr:\n{log}");
+            }
+        };
+        Medulla {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            stderr: lines,
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        signal(c.id(), "TERM");
+        wait_with_deadline(&mut c)
+    }
+
+    /// What the broker has logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Medulla {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, failing the test after [`DEADLINE`].
+pub fn wait_with_deadline(c: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = c.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "process did not exit within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the `medulla` CLI with `args`; returns (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_medulla"))
+        .args(args)
+        .output()
+        .expect("run medulla");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An rdkafka client config pointed at `addr`.
+pub fn client_config(addr: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// A unique topic name for one test.
+pub fn topic_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_u64()
+    )
+}
+
+fn rand_u64() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(1);
+    h.finish() as u128
+}
