@@ -90,6 +90,10 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                     let correlation_id = header.correlation_id;
                     match handlers::dispatch(&broker, &header, api, body).await {
                         Reply::None => continue,
+                        Reply::Close => {
+                            tracing::info!(%peer, "closing connection after a failed acks=0 produce");
+                            break 'read;
+                        }
                         Reply::Now(response) => {
                             match frame::encode_response(api, version, correlation_id, &response) {
                                 Ok(b) => Slot::Ready(b),

@@ -1,5 +1,5 @@
 //! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3), earliest-local (-4) and
-//! lookup by timestamp.
+//! lookup by timestamp. Latest-tiered (-5) answers offset -1: there is no tiered storage.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -16,6 +16,7 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
 pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -42,6 +43,7 @@ pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                     offset: log.log_start_offset(),
                     timestamp: -1,
                 })),
+                LATEST_TIERED => Ok(None),
                 MAX_TIMESTAMP => {
                     let log = log.clone();
                     blocking(move || log.max_timestamp()).await

@@ -34,6 +34,9 @@ pub enum Reply {
     Later(Pending),
     /// No response at all (Produce with `acks=0`).
     None,
+    /// No response, and close the connection: how Kafka tells an `acks=0` producer that
+    /// its request failed (it has no response to read an error from).
+    Close,
 }
 
 /// Runs the first phase of `body`.

@@ -117,7 +117,11 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
     }
 
     if acks == 0 {
-        return Reply::None;
+        let failed = topics
+            .iter()
+            .flat_map(|(_, _, parts)| parts)
+            .any(|(_, o)| matches!(o, Outcome::Failed(..)));
+        return if failed { Reply::Close } else { Reply::None };
     }
     let must_sync = acks == -1 && broker.log().fsync_policy() == medulla_log::FsyncPolicy::Always;
     if !must_sync {
