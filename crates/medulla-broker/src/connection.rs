@@ -95,7 +95,7 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                             break 'read;
                         }
                         Reply::Now(response) => {
-                            match frame::encode_response(api, version, correlation_id, &response) {
+                            match frame::encode_response(api, version, correlation_id, response) {
                                 Ok(b) => Slot::Ready(b),
                                 Err(e) => {
                                     tracing::error!(%peer, ?api, version, error = %e, "cannot encode response; closing connection");
@@ -105,7 +105,7 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                         }
                         Reply::Later(pending) => Slot::Pending(tokio::spawn(async move {
                             let response = pending.await;
-                            encode_or_log(api, version, correlation_id, &response, peer)
+                            encode_or_log(api, version, correlation_id, response, peer)
                         })),
                     }
                 }
@@ -142,7 +142,7 @@ fn encode_or_log(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
-    response: &kafka_protocol::messages::ResponseKind,
+    response: kafka_protocol::messages::ResponseKind,
     peer: SocketAddr,
 ) -> Option<bytes::Bytes> {
     match frame::encode_response(api, version, correlation_id, response) {

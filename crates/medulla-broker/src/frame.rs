@@ -118,26 +118,30 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, FrameError> {
         version,
         reason: e.to_string(),
     })?;
-    // Kafka ignores trailing bytes after an ApiVersions body from a newer client (it is
-    // parsed at an older version on purpose); for every other request they mean a
-    // malformed frame.
-    if frame.has_remaining() && api != ApiKey::ApiVersions {
-        return Err(FrameError::BadBody {
-            api,
+    // Apache Kafka reads the fields a version defines and ignores whatever follows, and
+    // real clients depend on it: librdkafka 2.12 sends an all-topics Metadata v9+ request
+    // with a 4-byte array-count placeholder where a 1-byte varint belongs, leaving three
+    // bytes over. Do as Kafka does.
+    if frame.has_remaining() {
+        tracing::debug!(
+            ?api,
             version,
-            reason: format!("{} trailing bytes", frame.remaining()),
-        });
+            trailing_bytes = frame.remaining(),
+            "ignoring trailing bytes after request body"
+        );
     }
     Ok(Decoded::Request { header, api, body })
 }
 
-/// Encodes a response frame (size prefix, header, body).
+/// Encodes a response frame (size prefix, header, body), first resetting the fields the
+/// version does not carry (see [`crate::handlers::versioning`]).
 pub fn encode_response(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
-    body: &ResponseKind,
+    mut body: ResponseKind,
 ) -> anyhow::Result<Bytes> {
+    crate::handlers::versioning::fit(&mut body, version);
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     ResponseHeader::default()

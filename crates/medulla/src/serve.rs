@@ -52,6 +52,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let data_dir = config.data_dir.clone();
+    // Handlers go in before anything announces readiness: a SIGTERM that arrives right
+    // after the ready line must still mean a clean shutdown.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let running = medulla_broker::start(config).await?;
     // A stable line for scripts and tests that start Medulla on port 0.
     println!(
@@ -61,9 +65,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(addr = %running.local_addr, data_dir = %data_dir.display(), "medulla started");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: finishing in-flight requests, flushing");

@@ -327,9 +327,23 @@ async fn auto_created_topics_get_num_partitions_and_a_long_poll_wakes_on_produce
     let consumer: BaseConsumer = client_config(&broker.addr)
         .set("group.id", "unused")
         .set("fetch.wait.max.ms", "10000")
+        // Consumers default to not auto-creating; this one asks for it.
+        .set("allow.auto.create.topics", "true")
         .create()
         .unwrap();
-    // Metadata for an unknown topic creates it.
+    // A metadata request that forbids auto-creation gets UNKNOWN_TOPIC_OR_PART.
+    let strict: BaseConsumer = client_config(&broker.addr)
+        .set("group.id", "unused")
+        .create()
+        .unwrap();
+    let md = strict
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        md.topics()[0].error(),
+        Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+    );
+    // Metadata for an unknown topic, allowing it, creates it.
     let md = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .unwrap();

@@ -158,7 +158,7 @@ async fn every_advertised_version_round_trips() {
                 )),
             };
             if let Err(e) = ok {
-                panic!("{api:?} v{v}: {e}");
+                panic!("{api:?} v{v}: {e}\nbroker log:\n{}", broker.stderr());
             }
         }
     }

@@ -15,6 +15,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod topics;
+pub mod versioning;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -102,6 +102,13 @@ impl Medulla {
 
 impl Drop for Medulla {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- medulla log ({}) ---\n{}\n--- end ---",
+                self.addr,
+                self.stderr()
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
