@@ -5,9 +5,59 @@
 //! @12, magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21,
 //! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64
 //! @43, producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
+//!
+//! Each record (after decompression of the records section): length varint, attributes
+//! i8, timestampDelta varlong, offsetDelta varint, keyLength varint (-1 = null), key,
+//! valueLength varint (-1 = null), value, headerCount varint, then per header keyLength
+//! varint (never null), key, valueLength varint (-1 = null), value. Varints are zig-zag.
+//!
+//! Every function here must return an error, never panic, on any input: the input comes
+//! straight from the network (validation) or from a disk that may hold a torn write
+//! (recovery). A proptest at the bottom feeds arbitrary and mutated bytes to check it.
+
+use std::io::Read;
+use std::ops::ControlFlow;
+
+use crate::LogError;
+use crate::limits::DECOMPRESSED_BATCH_BYTES_MAX;
 
 /// Size of the fixed RecordBatch v2 header.
 pub const BATCH_HEADER_BYTES: usize = 61;
+
+/// Bytes before the batch-length field ends: `baseOffset` and `batchLength` are not
+/// counted in `batchLength`.
+pub(crate) const LOG_OVERHEAD_BYTES: usize = 12;
+
+/// The only magic value this log stores (Kafka 4.x accepts nothing older).
+pub(crate) const MAGIC_V2: i8 = 2;
+
+/// The CRC covers everything from the attributes on.
+pub(crate) const CRC_START: usize = 21;
+
+/// Attribute bit: timestamps are the broker's append time.
+pub(crate) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+
+/// Kafka's "no timestamp".
+pub(crate) const NO_TIMESTAMP: i64 = -1;
+
+const OFFSET_BASE_OFFSET: usize = 0;
+const OFFSET_BATCH_LENGTH: usize = 8;
+const OFFSET_LEADER_EPOCH: usize = 12;
+const OFFSET_MAGIC: usize = 16;
+const OFFSET_CRC: usize = 17;
+const OFFSET_ATTRIBUTES: usize = 21;
+const OFFSET_LAST_OFFSET_DELTA: usize = 23;
+const OFFSET_BASE_TIMESTAMP: usize = 27;
+const OFFSET_MAX_TIMESTAMP: usize = 35;
+const OFFSET_PRODUCER_ID: usize = 43;
+const OFFSET_PRODUCER_EPOCH: usize = 51;
+const OFFSET_BASE_SEQUENCE: usize = 53;
+const OFFSET_RECORDS_COUNT: usize = 57;
+
+/// xerial snappy framing, used by the Java client: this magic, a version i32 and a
+/// compatible-version i32, then blocks of `[u32 length][raw snappy]`.
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+const XERIAL_HEADER_BYTES: usize = 16;
 
 /// Compression codec from the low three bits of the attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +72,19 @@ pub enum Compression {
     Lz4,
     /// Zstandard.
     Zstd,
+}
+
+impl Compression {
+    /// The attribute bits of this codec.
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
 }
 
 /// The parsed fixed header of one batch.
@@ -58,15 +121,22 @@ pub struct BatchHeader {
 impl BatchHeader {
     /// Total size of the batch in bytes.
     pub fn size_bytes(&self) -> usize {
-        self.batch_length as usize + 12
+        self.batch_length as usize + LOG_OVERHEAD_BYTES
     }
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.wrapping_add(self.last_offset_delta as i64)
     }
     /// The compression codec, or an error for the reserved values.
     pub fn compression(&self) -> crate::Result<Compression> {
-        todo!()
+        match self.attributes & 0x07 {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Gzip),
+            2 => Ok(Compression::Snappy),
+            3 => Ok(Compression::Lz4),
+            4 => Ok(Compression::Zstd),
+            other => Err(corrupt(format!("unknown compression codec {other}"))),
+        }
     }
     /// True for a control batch (transaction markers).
     pub fn is_control(&self) -> bool {
@@ -76,14 +146,83 @@ impl BatchHeader {
     pub fn is_transactional(&self) -> bool {
         self.attributes & 0x10 != 0
     }
+    /// True when the batch's timestamps are the broker's append time (attribute bit 3):
+    /// then every record's timestamp is `max_timestamp`.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+}
+
+fn corrupt(message: impl Into<String>) -> LogError {
+    LogError::CorruptMessage(message.into())
+}
+
+fn be_i16(bytes: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+fn be_i32(bytes: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+fn be_i64(bytes: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+
+/// Reads only the base offset and length of the batch at the start of `bytes` (needs
+/// [`LOG_OVERHEAD_BYTES`]). Returns `(base_offset, total size)`.
+pub(crate) fn parse_length(bytes: &[u8]) -> crate::Result<(i64, usize)> {
+    if bytes.len() < LOG_OVERHEAD_BYTES {
+        return Err(corrupt(format!(
+            "{} bytes left, a batch needs at least {LOG_OVERHEAD_BYTES} bytes for its offset and length",
+            bytes.len()
+        )));
+    }
+    let batch_length = be_i32(bytes, OFFSET_BATCH_LENGTH);
+    check_batch_length(batch_length)?;
+    Ok((
+        be_i64(bytes, OFFSET_BASE_OFFSET),
+        batch_length as usize + LOG_OVERHEAD_BYTES,
+    ))
+}
+
+fn check_batch_length(batch_length: i32) -> crate::Result<()> {
+    let min = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
+    if batch_length < min {
+        return Err(corrupt(format!(
+            "batchLength {batch_length} is smaller than a v2 header ({min})"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses the header at the start of `bytes` without checking the CRC.
 /// Errors with [`crate::LogError::CorruptMessage`] if fewer than
 /// [`BATCH_HEADER_BYTES`] are present or the length field is impossible.
 pub fn parse_header(bytes: &[u8]) -> crate::Result<BatchHeader> {
-    let _ = bytes;
-    todo!()
+    if bytes.len() < BATCH_HEADER_BYTES {
+        return Err(corrupt(format!(
+            "{} bytes left, a batch header needs {BATCH_HEADER_BYTES}",
+            bytes.len()
+        )));
+    }
+    let batch_length = be_i32(bytes, OFFSET_BATCH_LENGTH);
+    check_batch_length(batch_length)?;
+    Ok(BatchHeader {
+        base_offset: be_i64(bytes, OFFSET_BASE_OFFSET),
+        batch_length,
+        partition_leader_epoch: be_i32(bytes, OFFSET_LEADER_EPOCH),
+        magic: bytes[OFFSET_MAGIC] as i8,
+        crc: be_i32(bytes, OFFSET_CRC) as u32,
+        attributes: be_i16(bytes, OFFSET_ATTRIBUTES),
+        last_offset_delta: be_i32(bytes, OFFSET_LAST_OFFSET_DELTA),
+        base_timestamp: be_i64(bytes, OFFSET_BASE_TIMESTAMP),
+        max_timestamp: be_i64(bytes, OFFSET_MAX_TIMESTAMP),
+        producer_id: be_i64(bytes, OFFSET_PRODUCER_ID),
+        producer_epoch: be_i16(bytes, OFFSET_PRODUCER_EPOCH),
+        base_sequence: be_i32(bytes, OFFSET_BASE_SEQUENCE),
+        records_count: be_i32(bytes, OFFSET_RECORDS_COUNT),
+    })
 }
 
 /// Summary of a validated produce payload (one or more batches).
@@ -93,6 +232,17 @@ pub struct ValidatedBatches {
     pub headers: Vec<BatchHeader>,
     /// Total records across all batches.
     pub records_count: i64,
+}
+
+/// What validation learnt about one batch beyond its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CheckedBatch {
+    /// The header as produced.
+    pub header: BatchHeader,
+    /// Where the batch starts in the payload.
+    pub position: usize,
+    /// The largest record timestamp actually present (create time).
+    pub max_record_timestamp: i64,
 }
 
 /// Validates a produce payload (one or more concatenated batches) completely: magic 2,
@@ -105,6 +255,728 @@ pub fn validate(
     max_message_bytes: usize,
     require_keys: bool,
 ) -> crate::Result<ValidatedBatches> {
-    let _ = (bytes, max_message_bytes, require_keys);
-    todo!()
+    let checked = validate_batches(bytes, max_message_bytes, require_keys)?;
+    let records_count = checked.iter().map(|b| b.header.records_count as i64).sum();
+    Ok(ValidatedBatches {
+        headers: checked.into_iter().map(|b| b.header).collect(),
+        records_count,
+    })
+}
+
+/// [`validate`], also returning each batch's position and real largest timestamp.
+pub(crate) fn validate_batches(
+    bytes: &[u8],
+    max_message_bytes: usize,
+    require_keys: bool,
+) -> crate::Result<Vec<CheckedBatch>> {
+    if bytes.is_empty() {
+        return Err(corrupt("empty record set"));
+    }
+    let mut checked = Vec::new();
+    let mut position = 0usize;
+    while position < bytes.len() {
+        let rest = &bytes[position..];
+        let (_, size) = parse_length(rest).map_err(|e| with_context(e, position))?;
+        if size > rest.len() {
+            return Err(corrupt(format!(
+                "batch at byte {position} claims {size} bytes but only {} remain",
+                rest.len()
+            )));
+        }
+        let batch = &rest[..size];
+        let header = parse_header(batch).map_err(|e| with_context(e, position))?;
+        let max_record_timestamp = check_batch(batch, &header, max_message_bytes, require_keys)
+            .map_err(|e| with_context(e, position))?;
+        checked.push(CheckedBatch {
+            header,
+            position,
+            max_record_timestamp,
+        });
+        position += size;
+    }
+    Ok(checked)
+}
+
+fn with_context(error: LogError, position: usize) -> LogError {
+    match error {
+        LogError::CorruptMessage(m) => corrupt(format!("batch at byte {position}: {m}")),
+        LogError::InvalidRecord(m) => {
+            LogError::InvalidRecord(format!("batch at byte {position}: {m}"))
+        }
+        other => other,
+    }
+}
+
+/// Checks one whole batch (`batch.len() == header.size_bytes()`); returns the largest
+/// record timestamp found.
+fn check_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    max_message_bytes: usize,
+    require_keys: bool,
+) -> crate::Result<i64> {
+    if header.magic != MAGIC_V2 {
+        return Err(corrupt(format!(
+            "magic {} is not supported, only 2",
+            header.magic
+        )));
+    }
+    // Kafka checks the size before the CRC, so an oversized batch is MESSAGE_TOO_LARGE
+    // even if it is also damaged.
+    if batch.len() > max_message_bytes {
+        return Err(LogError::MessageTooLarge {
+            size_bytes: batch.len(),
+            max_bytes: max_message_bytes,
+        });
+    }
+    check_crc(batch, header)?;
+    check_counts(header)?;
+    let mut max_timestamp = i64::MIN;
+    let mut missing_key = false;
+    let control = header.is_control();
+    for_each_record(batch, header, |record| {
+        max_timestamp = max_timestamp.max(record.timestamp);
+        if require_keys && !control && record.key_is_null {
+            missing_key = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    if missing_key {
+        return Err(LogError::InvalidRecord(
+            "compacted topic cannot accept a record without a key".into(),
+        ));
+    }
+    Ok(max_timestamp)
+}
+
+/// Verifies the stored CRC-32C against bytes `21..`.
+pub(crate) fn check_crc(batch: &[u8], header: &BatchHeader) -> crate::Result<()> {
+    let computed = crc32c::crc32c(&batch[CRC_START..]);
+    if computed != header.crc {
+        return Err(corrupt(format!(
+            "CRC-32C mismatch: stored {:#010x}, computed {computed:#010x}",
+            header.crc
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_counts(header: &BatchHeader) -> crate::Result<()> {
+    if header.records_count < 1 {
+        return Err(corrupt(format!(
+            "recordsCount {} is not positive",
+            header.records_count
+        )));
+    }
+    if header.last_offset_delta as i64 + 1 != header.records_count as i64 {
+        return Err(corrupt(format!(
+            "recordsCount {} does not match lastOffsetDelta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    Ok(())
+}
+
+/// What a record walk reports for each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordInfo {
+    /// Position in the batch; equals the record's offset delta.
+    pub offset_delta: i32,
+    /// The record's effective timestamp (the batch's max for LogAppendTime).
+    pub timestamp: i64,
+    /// The key is null.
+    pub key_is_null: bool,
+}
+
+/// Walks every record of one whole batch, decompressing if needed, checking every
+/// length; `visit` may stop the walk early. Errors are `CorruptMessage`.
+pub(crate) fn for_each_record(
+    batch: &[u8],
+    header: &BatchHeader,
+    mut visit: impl FnMut(RecordInfo) -> ControlFlow<()>,
+) -> crate::Result<()> {
+    if batch.len() != header.size_bytes() || batch.len() < BATCH_HEADER_BYTES {
+        return Err(corrupt("batch length does not match its header"));
+    }
+    let section = &batch[BATCH_HEADER_BYTES..];
+    let inflated;
+    let records: &[u8] = match header.compression()? {
+        Compression::None => section,
+        codec => {
+            inflated = decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX)?;
+            &inflated
+        }
+    };
+    walk_records(records, header, &mut visit)
+}
+
+fn walk_records(
+    records: &[u8],
+    header: &BatchHeader,
+    visit: &mut impl FnMut(RecordInfo) -> ControlFlow<()>,
+) -> crate::Result<()> {
+    let mut cursor = Cursor::new(records);
+    let log_append_time = header.is_log_append_time();
+    for index in 0..header.records_count {
+        let length = cursor.varint()?;
+        if length < 0 {
+            return Err(corrupt(format!(
+                "record {index} has negative length {length}"
+            )));
+        }
+        let body = cursor.take(length as usize).map_err(|_| {
+            corrupt(format!(
+                "record {index} of {length} bytes runs past the batch"
+            ))
+        })?;
+        let mut record = Cursor::new(body);
+        let _attributes = record.take(1)?;
+        let timestamp_delta = record.varlong()?;
+        let offset_delta = record.varint()?;
+        if offset_delta != index {
+            return Err(corrupt(format!(
+                "record {index} has offsetDelta {offset_delta}"
+            )));
+        }
+        let key_is_null = record.nullable_bytes("key")?.is_none();
+        record.nullable_bytes("value")?;
+        let header_count = record.varint()?;
+        if header_count < 0 {
+            return Err(corrupt(format!(
+                "record {index} has header count {header_count}"
+            )));
+        }
+        for _ in 0..header_count {
+            let key_length = record.varint()?;
+            if key_length < 0 {
+                return Err(corrupt(format!(
+                    "record {index} has a header key of length {key_length}"
+                )));
+            }
+            record.take(key_length as usize)?;
+            record.nullable_bytes("header value")?;
+        }
+        if record.remaining() != 0 {
+            return Err(corrupt(format!(
+                "record {index} declares {length} bytes but its fields use {}",
+                length as usize - record.remaining()
+            )));
+        }
+        let timestamp = if log_append_time {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(timestamp_delta)
+        };
+        let info = RecordInfo {
+            offset_delta,
+            timestamp,
+            key_is_null,
+        };
+        if visit(info).is_break() {
+            return Ok(());
+        }
+    }
+    if cursor.remaining() != 0 {
+        return Err(corrupt(format!(
+            "{} bytes follow the {} declared records",
+            cursor.remaining(),
+            header.records_count
+        )));
+    }
+    Ok(())
+}
+
+/// Bounds-checked reader over record bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, position: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
+    }
+
+    fn take(&mut self, n: usize) -> crate::Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(corrupt(format!(
+                "field of {n} bytes runs past the end ({} left)",
+                self.remaining()
+            )));
+        }
+        let slice = &self.bytes[self.position..self.position + n];
+        self.position += n;
+        Ok(slice)
+    }
+
+    fn byte(&mut self) -> crate::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// Zig-zag varint of at most 5 bytes, as Kafka's `ByteUtils.readVarint`.
+    fn varint(&mut self) -> crate::Result<i32> {
+        let mut value: u32 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            value |= ((b & 0x7f) as u32) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return Err(corrupt("varint longer than 5 bytes"));
+            }
+        }
+        Ok(((value >> 1) as i32) ^ -((value & 1) as i32))
+    }
+
+    /// Zig-zag varlong of at most 10 bytes, as Kafka's `ByteUtils.readVarlong`.
+    fn varlong(&mut self) -> crate::Result<i64> {
+        let mut value: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            value |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(corrupt("varlong longer than 10 bytes"));
+            }
+        }
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    }
+
+    /// A varint length (-1 = null) followed by that many bytes.
+    fn nullable_bytes(&mut self, what: &str) -> crate::Result<Option<&'a [u8]>> {
+        let length = self.varint()?;
+        match length {
+            -1 => Ok(None),
+            n if n < -1 => Err(corrupt(format!("{what} length {n}"))),
+            n => Ok(Some(self.take(n as usize)?)),
+        }
+    }
+}
+
+/// Inflates a records section, refusing to produce more than `cap_bytes`.
+pub(crate) fn decompress(
+    codec: Compression,
+    data: &[u8],
+    cap_bytes: usize,
+) -> crate::Result<Vec<u8>> {
+    let too_big = || corrupt(format!("records decompress to more than {cap_bytes} bytes"));
+    let read_capped = |reader: &mut dyn Read, name: &str| -> crate::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader
+            .take(cap_bytes as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| corrupt(format!("{name} decompression failed: {e}")))?;
+        if out.len() > cap_bytes {
+            return Err(too_big());
+        }
+        Ok(out)
+    };
+    match codec {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => read_capped(&mut flate2::read::MultiGzDecoder::new(data), "gzip"),
+        Compression::Lz4 => read_capped(&mut lz4_flex::frame::FrameDecoder::new(data), "lz4"),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| corrupt(format!("zstd decompression failed: {e}")))?;
+            read_capped(&mut decoder, "zstd")
+        }
+        Compression::Snappy => {
+            if data.len() >= XERIAL_HEADER_BYTES && data.starts_with(XERIAL_MAGIC) {
+                decompress_xerial(&data[XERIAL_HEADER_BYTES..], cap_bytes)
+            } else {
+                let mut out = Vec::new();
+                snappy_block(data, &mut out, cap_bytes)?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn decompress_xerial(mut blocks: &[u8], cap_bytes: usize) -> crate::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while !blocks.is_empty() {
+        if blocks.len() < 4 {
+            return Err(corrupt("xerial snappy block length truncated"));
+        }
+        let length = u32::from_be_bytes([blocks[0], blocks[1], blocks[2], blocks[3]]) as usize;
+        let rest = &blocks[4..];
+        if length > rest.len() {
+            return Err(corrupt(format!(
+                "xerial snappy block of {length} bytes runs past the batch"
+            )));
+        }
+        snappy_block(&rest[..length], &mut out, cap_bytes)?;
+        blocks = &rest[length..];
+    }
+    Ok(out)
+}
+
+/// Appends one raw snappy block to `out`, checking its declared size against the cap
+/// before allocating.
+fn snappy_block(block: &[u8], out: &mut Vec<u8>, cap_bytes: usize) -> crate::Result<()> {
+    let length = snap::raw::decompress_len(block)
+        .map_err(|e| corrupt(format!("snappy decompression failed: {e}")))?;
+    if length > cap_bytes.saturating_sub(out.len()) {
+        return Err(corrupt(format!(
+            "records decompress to more than {cap_bytes} bytes"
+        )));
+    }
+    let start = out.len();
+    out.resize(start + length, 0);
+    snap::raw::Decoder::new()
+        .decompress(block, &mut out[start..])
+        .map_err(|e| corrupt(format!("snappy decompression failed: {e}")))?;
+    Ok(())
+}
+
+/// Sets the base offset and zeroes the partition leader epoch of a batch in place. Both
+/// lie before the CRC-covered range, so the CRC stays valid.
+pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    batch[OFFSET_BASE_OFFSET..OFFSET_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&0i32.to_be_bytes());
+}
+
+/// Rewrites `maxTimestamp` (and, for LogAppendTime, the timestamp-type bit) and the CRC.
+/// Kafka does the same: it is the only change to the CRC-covered bytes a broker makes.
+pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64, log_append_time: bool) {
+    if log_append_time {
+        let attributes = be_i16(batch, OFFSET_ATTRIBUTES) | ATTR_LOG_APPEND_TIME;
+        batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    }
+    batch[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{TestRecord, encode_batch, encode_records, simple_batch};
+    use proptest::prelude::*;
+
+    fn all_codecs() -> [Compression; 5] {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ]
+    }
+
+    fn expect_corrupt(result: crate::Result<ValidatedBatches>, needle: &str) {
+        match result {
+            Err(LogError::CorruptMessage(m)) => {
+                assert!(
+                    m.contains(needle),
+                    "message {m:?} should mention {needle:?}"
+                )
+            }
+            other => panic!("expected CorruptMessage containing {needle:?}, got {other:?}"),
+        }
+    }
+
+    fn refresh_crc(batch: &mut [u8]) {
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn header_fields_round_trip() {
+        let batch = simple_batch(3, 1_000);
+        let header = parse_header(&batch).unwrap();
+        assert_eq!(header.magic, 2);
+        assert_eq!(header.records_count, 3);
+        assert_eq!(header.last_offset_delta, 2);
+        assert_eq!(header.base_timestamp, 1_000);
+        assert_eq!(header.max_timestamp, 1_002);
+        assert_eq!(header.size_bytes(), batch.len());
+        assert_eq!(header.producer_id, -1);
+        assert_eq!(header.compression().unwrap(), Compression::None);
+        assert!(!header.is_control() && !header.is_transactional() && !header.is_log_append_time());
+    }
+
+    #[test]
+    fn header_needs_61_bytes_and_a_possible_length() {
+        let batch = simple_batch(1, 0);
+        assert!(parse_header(&batch[..60]).is_err());
+        let mut bad = batch.clone();
+        bad[8..12].copy_from_slice(&48i32.to_be_bytes());
+        assert!(parse_header(&bad).is_err());
+        bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(parse_header(&bad).is_err());
+    }
+
+    #[test]
+    fn every_codec_validates() {
+        for codec in all_codecs() {
+            let records: Vec<TestRecord> = (0..50)
+                .map(|i| {
+                    TestRecord::new(Some(format!("k{i}").as_bytes()), Some(&[i as u8; 100]), i)
+                })
+                .collect();
+            let batch = encode_batch(&records, codec, 5_000, 0);
+            let validated =
+                validate(&batch, 1 << 20, true).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            assert_eq!(validated.records_count, 50, "{codec:?}");
+            assert_eq!(validated.headers[0].compression().unwrap(), codec);
+        }
+    }
+
+    #[test]
+    fn xerial_snappy_validates() {
+        let records: Vec<TestRecord> = (0..200)
+            .map(|i| TestRecord::new(None, Some(&[7u8; 500]), i))
+            .collect();
+        let raw = encode_records(&records);
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        for chunk in raw.chunks(32 * 1024) {
+            let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
+            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&block);
+        }
+        let batch = crate::test_support::wrap_records(&framed, &records, Compression::Snappy, 0, 0);
+        let validated = validate(&batch, 1 << 20, false).unwrap();
+        assert_eq!(validated.records_count, 200);
+    }
+
+    #[test]
+    fn several_batches_must_add_up_exactly() {
+        let mut payload = simple_batch(2, 0);
+        payload.extend(simple_batch(3, 10));
+        let validated = validate(&payload, 1 << 20, false).unwrap();
+        assert_eq!(validated.headers.len(), 2);
+        assert_eq!(validated.records_count, 5);
+
+        let mut trailing = payload.clone();
+        trailing.push(0);
+        expect_corrupt(
+            validate(&trailing, 1 << 20, false),
+            "bytes for its offset and length",
+        );
+        expect_corrupt(
+            validate(&payload[..payload.len() - 1], 1 << 20, false),
+            "remain",
+        );
+        expect_corrupt(validate(&[], 1 << 20, false), "empty");
+    }
+
+    #[test]
+    fn crc_magic_and_codec_are_checked() {
+        let batch = simple_batch(2, 0);
+        let mut flipped = batch.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        expect_corrupt(validate(&flipped, 1 << 20, false), "CRC");
+
+        let mut magic = batch.clone();
+        magic[16] = 1;
+        expect_corrupt(validate(&magic, 1 << 20, false), "magic");
+
+        let mut codec = batch.clone();
+        codec[22] |= 0x07;
+        refresh_crc(&mut codec);
+        expect_corrupt(validate(&codec, 1 << 20, false), "compression codec 7");
+    }
+
+    #[test]
+    fn too_large_is_message_too_large() {
+        let batch = simple_batch(5, 0);
+        match validate(&batch, batch.len() - 1, false) {
+            Err(LogError::MessageTooLarge {
+                size_bytes,
+                max_bytes,
+            }) => {
+                assert_eq!(size_bytes, batch.len());
+                assert_eq!(max_bytes, batch.len() - 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(validate(&batch, batch.len(), false).is_ok());
+    }
+
+    #[test]
+    fn counts_must_agree() {
+        let batch = simple_batch(3, 0);
+        let mut count = batch.clone();
+        count[57..61].copy_from_slice(&4i32.to_be_bytes());
+        refresh_crc(&mut count);
+        expect_corrupt(
+            validate(&count, 1 << 20, false),
+            "does not match lastOffsetDelta",
+        );
+
+        // Both agree with each other but not with the records present.
+        count[23..27].copy_from_slice(&3i32.to_be_bytes());
+        refresh_crc(&mut count);
+        expect_corrupt(validate(&count, 1 << 20, false), "");
+
+        let mut fewer = batch.clone();
+        fewer[57..61].copy_from_slice(&2i32.to_be_bytes());
+        fewer[23..27].copy_from_slice(&1i32.to_be_bytes());
+        refresh_crc(&mut fewer);
+        expect_corrupt(
+            validate(&fewer, 1 << 20, false),
+            "follow the 2 declared records",
+        );
+
+        let mut zero = batch;
+        zero[57..61].copy_from_slice(&0i32.to_be_bytes());
+        zero[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+        refresh_crc(&mut zero);
+        expect_corrupt(validate(&zero, 1 << 20, false), "not positive");
+    }
+
+    #[test]
+    fn offset_deltas_must_count_up() {
+        let mut records: Vec<TestRecord> = (0..3)
+            .map(|i| TestRecord::new(Some(b"k"), Some(b"v"), i))
+            .collect();
+        records[1].offset_delta = Some(5);
+        let batch = encode_batch(&records, Compression::None, 0, 0);
+        expect_corrupt(validate(&batch, 1 << 20, false), "offsetDelta 5");
+    }
+
+    #[test]
+    fn record_lengths_are_bounds_checked() {
+        let records = vec![TestRecord::new(Some(b"key"), Some(b"value"), 0)];
+        let good = encode_batch(&records, Compression::None, 0, 0);
+        // The record starts at 61 with its length varint; make it claim more bytes.
+        let mut longer = good.clone();
+        longer[61] += 2;
+        refresh_crc(&mut longer);
+        assert!(matches!(
+            validate(&longer, 1 << 20, false),
+            Err(LogError::CorruptMessage(_))
+        ));
+        let mut shorter = good.clone();
+        shorter[61] -= 2;
+        refresh_crc(&mut shorter);
+        assert!(matches!(
+            validate(&shorter, 1 << 20, false),
+            Err(LogError::CorruptMessage(_))
+        ));
+        // Key length (after length 1 byte, attributes 1, timestampDelta 1, offsetDelta 1)
+        // set to -2 (zig-zag 3).
+        let mut key = good;
+        key[65] = 3;
+        refresh_crc(&mut key);
+        expect_corrupt(validate(&key, 1 << 20, false), "key length -2");
+    }
+
+    #[test]
+    fn keys_required_on_compacted_topics_except_control_batches() {
+        let records = vec![TestRecord::new(None, Some(b"v"), 0)];
+        let batch = encode_batch(&records, Compression::Lz4, 0, 0);
+        assert!(validate(&batch, 1 << 20, false).is_ok());
+        assert!(matches!(
+            validate(&batch, 1 << 20, true),
+            Err(LogError::InvalidRecord(_))
+        ));
+        let control = encode_batch(&records, Compression::None, 0, 0x20);
+        assert!(validate(&control, 1 << 20, true).is_ok());
+    }
+
+    #[test]
+    fn compression_bomb_is_an_error() {
+        let zeros = std::io::repeat(0).take(DECOMPRESSED_BATCH_BYTES_MAX as u64 + 4096);
+        let compressed = zstd::encode_all(zeros, 3).unwrap();
+        let records = vec![TestRecord::new(None, Some(b"v"), 0)];
+        let batch =
+            crate::test_support::wrap_records(&compressed, &records, Compression::Zstd, 0, 0);
+        expect_corrupt(validate(&batch, 1 << 20, false), "decompress to more than");
+
+        let mut snappy = Vec::new();
+        // A raw snappy stream that only declares a huge length (varint of 1 GiB).
+        snappy.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x04]);
+        let batch = crate::test_support::wrap_records(&snappy, &records, Compression::Snappy, 0, 0);
+        expect_corrupt(validate(&batch, 1 << 20, false), "decompress to more than");
+    }
+
+    #[test]
+    fn log_append_time_patch_keeps_crc_valid() {
+        let mut batch = simple_batch(2, 100);
+        set_base_offset(&mut batch, 42);
+        set_max_timestamp(&mut batch, 9_999, true);
+        let header = parse_header(&batch).unwrap();
+        assert_eq!(header.base_offset, 42);
+        assert_eq!(header.max_timestamp, 9_999);
+        assert!(header.is_log_append_time());
+        let checked = validate_batches(&batch, 1 << 20, false).unwrap();
+        assert_eq!(checked[0].max_record_timestamp, 9_999);
+    }
+
+    #[test]
+    fn varints_match_kafka() {
+        let mut c = Cursor::new(&[0x01]);
+        assert_eq!(c.varint().unwrap(), -1);
+        let mut c = Cursor::new(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(c.varint().unwrap(), i32::MAX);
+        let mut c = Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(c.varint().is_err());
+        let mut c = Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert_eq!(c.varlong().unwrap(), i64::MIN);
+        let mut c = Cursor::new(&[0x80]);
+        assert!(c.varint().is_err());
+    }
+
+    fn valid_payload() -> impl Strategy<Value = Vec<u8>> {
+        (0usize..5, 1usize..6).prop_map(|(codec, n)| {
+            let records: Vec<TestRecord> = (0..n)
+                .map(|i| TestRecord::new(Some(b"key"), Some(&[i as u8; 20]), i as i64))
+                .collect();
+            encode_batch(&records, all_codecs()[codec], 1_000, 0)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_header(&bytes);
+            let _ = validate(&bytes, 1 << 20, true);
+        }
+
+        #[test]
+        fn mutated_batches_never_panic(
+            batch in valid_payload(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            fix_crc in any::<bool>(),
+            cut in any::<prop::sample::Index>(),
+            do_cut in any::<bool>(),
+        ) {
+            let mut mutated = batch.clone();
+            for (index, value) in edits {
+                let i = index.index(mutated.len());
+                mutated[i] = value;
+            }
+            if fix_crc && mutated.len() > CRC_START {
+                refresh_crc(&mut mutated);
+            }
+            if do_cut {
+                mutated.truncate(cut.index(mutated.len() + 1));
+            }
+            let _ = parse_header(&mutated);
+            let _ = validate(&mutated, 1 << 20, true);
+        }
+
+        #[test]
+        fn valid_batches_validate(batch in valid_payload()) {
+            prop_assert!(validate(&batch, 1 << 20, true).is_ok());
+        }
+    }
 }

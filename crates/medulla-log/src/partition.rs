@@ -1,6 +1,39 @@
 //! One partition's log: its segments, its offsets, group commit and reads.
+//!
+//! Locking: `state` (a std `Mutex`, never held across an await — this crate has no
+//! runtime) serialises appends, rolls, retention and the bookkeeping of reads; the data
+//! I/O of reads happens after it is released, through `Arc<File>` handles and sizes
+//! captured under it. `flush_lock` serialises fsync passes (group commit): a waiter that
+//! gets it either finds its offset already durable or runs one pass that makes
+//! everything appended so far durable, for itself and every waiter queued behind it.
+//! Lock order: `flush_lock` before `state`.
+//!
+//! Invariants: there is always at least one segment, the last one is active; segment
+//! base offsets increase and every batch of a segment lies below the next segment's base;
+//! `log_start_offset <= log_end_offset`; `durable_offset <= log_end_offset`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::batch::{self, ATTR_LOG_APPEND_TIME, BatchHeader};
+use crate::fsutil::{self, TMP_SUFFIX};
+use crate::limits::{APPEND_BYTES_MAX, READ_BYTES_MAX, SEGMENT_FILE_BYTES_MAX};
+use crate::segment::{self, AppendError, RecoverOptions, Segment};
+use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
+
+/// Checkpoint of the log start offset (DeleteRecords and retention move it).
+const LOG_START_CHECKPOINT: &str = "log-start-offset";
+/// Checkpoint of the base offset below which every segment is known to be synced: after
+/// an unclean shutdown, segments from here on are scanned in full.
+const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,34 +57,514 @@ pub struct TimestampLookup {
     pub timestamp: i64,
 }
 
+/// Lifecycle of a partition, stored in an `AtomicU8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Status {
+    Open = 0,
+    /// The manager was closed: no more writes.
+    Closed = 1,
+    /// The topic was deleted.
+    Deleted = 2,
+    /// A write or fsync failed in a way that leaves the disk state unknown: refusing
+    /// further writes (and durability promises) is the only safe answer, as Kafka takes
+    /// a log directory offline.
+    Failed = 3,
+}
+
 /// One partition. All methods take `&self`; the log serialises appends internally.
 pub struct PartitionLog {
-    _private: (),
+    topic: String,
+    partition: i32,
+    dir: PathBuf,
+    config: RwLock<Arc<TopicConfig>>,
+    clock: Arc<dyn Clock>,
+    fsync: FsyncPolicy,
+    state: Mutex<State>,
+    flush_lock: Mutex<()>,
+    /// Every offset below this is on disk.
+    durable_offset: AtomicI64,
+    /// The last recovery point written to its checkpoint.
+    recovery_point: AtomicI64,
+    /// Mirrors of the state's offsets, readable without waiting for an append's I/O.
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    status: AtomicU8,
+    /// fsync calls made (data and index files), for tests and metrics.
+    fsyncs: AtomicU64,
+    end_tx: watch::Sender<i64>,
+}
+
+struct State {
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Records appended since the last flush pass (`flush.messages`).
+    unflushed_records: i64,
+    /// When the oldest unflushed append happened (`flush.ms`).
+    first_unflushed: Option<Instant>,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        // The partition always has a segment: open creates one and nothing removes the last.
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition always has an active segment")
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; nothing in this
+/// crate panics while holding one, and the state it guards stays consistent between
+/// statements, so carrying on is safe.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How a partition is opened (by the manager).
+pub(crate) struct OpenPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub dir: PathBuf,
+    pub config: Arc<TopicConfig>,
+    pub clock: Arc<dyn Clock>,
+    pub fsync: FsyncPolicy,
+    /// The previous process closed the data directory cleanly.
+    pub clean_shutdown: bool,
+}
+
+/// This segment's random share of `segment.jitter.ms` (Kafka's `randomSegmentJitter`).
+fn roll_jitter_ms(config: &TopicConfig) -> i64 {
+    if config.segment_jitter_ms <= 0 {
+        return 0;
+    }
+    let bound = config.segment_jitter_ms.min(config.segment_ms).max(1) as u64;
+    // uuid's v4 generator is the randomness source this crate already has.
+    (uuid::Uuid::new_v4().as_u128() as u64 % bound) as i64
+}
+
+fn relative_clamped(offset: i64, base_offset: i64) -> u32 {
+    (offset - base_offset).clamp(0, u32::MAX as i64) as u32
 }
 
 impl PartitionLog {
+    /// Opens (creating if needed) a partition directory and recovers its segments.
+    pub(crate) fn open(options: OpenPartition) -> crate::Result<PartitionLog> {
+        let OpenPartition {
+            topic,
+            partition,
+            dir,
+            config,
+            clock,
+            fsync,
+            clean_shutdown,
+        } = options;
+        std::fs::create_dir_all(&dir)?;
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(TMP_SUFFIX) {
+                // A checkpoint write that did not finish: the old checkpoint stands.
+                std::fs::remove_file(entry.path())?;
+            } else if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(segment::parse_base_offset)
+            {
+                bases.push(base);
+            } else if let Some(base) = name
+                .strip_suffix(".index")
+                .or_else(|| name.strip_suffix(".timeindex"))
+                .and_then(segment::parse_base_offset)
+            {
+                index_files.push((base, entry.path()));
+            }
+        }
+        bases.sort_unstable();
+        for (base, path) in index_files {
+            if bases.binary_search(&base).is_err() {
+                std::fs::remove_file(path)?;
+            }
+        }
+
+        let checkpoint = |name: &str| match fsutil::read_checkpoint(&dir.join(name)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(topic, partition, checkpoint = name, error = %e, "ignoring damaged checkpoint");
+                None
+            }
+        };
+        let log_start_checkpoint = checkpoint(LOG_START_CHECKPOINT);
+        // No recovery point means nothing is known to be synced: scan everything.
+        let recovery_point = checkpoint(RECOVERY_POINT_CHECKPOINT).unwrap_or(0);
+        if !clean_shutdown {
+            tracing::info!(
+                topic,
+                partition,
+                recovery_point,
+                "recovering after an unclean shutdown"
+            );
+        }
+
+        let now_ms = clock.now_ms();
+        let mut segments = BTreeMap::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let scanned = !clean_shutdown && (last || base >= recovery_point);
+            let options = RecoverOptions {
+                next_base_offset: bases.get(i + 1).copied(),
+                full_scan: scanned,
+                verify_crc: !clean_shutdown,
+                active: last,
+                index_interval_bytes: config.index_interval_bytes,
+                now_ms,
+                roll_jitter_ms: roll_jitter_ms(&config),
+            };
+            let mut segment = Segment::recover(&dir, base, &options)?;
+            if scanned {
+                // What was read back may have come from the page cache of the crashed
+                // process: sync it before anything newer is declared durable.
+                segment.dirty = true;
+                segment.index_dirty = !last;
+            }
+            segments.insert(base, segment);
+        }
+
+        // Recovery can empty a sealed segment (all of it torn); an empty segment is only
+        // meaningful as the active one.
+        let empty: Vec<i64> = segments
+            .iter()
+            .rev()
+            .skip(1)
+            .filter(|(_, s)| s.size_bytes() == 0)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in empty {
+            if let Some(s) = segments.remove(&base) {
+                s.delete_files();
+            }
+        }
+
+        let mut log_start_dirty = false;
+        if segments.is_empty() {
+            let base = log_start_checkpoint.unwrap_or(0).max(0);
+            segments.insert(
+                base,
+                Segment::create(&dir, base, now_ms, roll_jitter_ms(&config))?,
+            );
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let mut log_end = segments
+            .values()
+            .next_back()
+            .map_or(first_base, Segment::next_offset);
+        let log_start = log_start_checkpoint.unwrap_or(first_base).max(first_base);
+        if log_start > log_end {
+            // Records up to the checkpointed start were deleted but the tail holding the
+            // newest ones was lost: start an empty log there, as Kafka does.
+            tracing::warn!(
+                topic,
+                partition,
+                log_start,
+                log_end,
+                "log start is past the recovered end"
+            );
+            for (_, s) in std::mem::take(&mut segments) {
+                s.delete_files();
+            }
+            segments.insert(
+                log_start,
+                Segment::create(&dir, log_start, now_ms, roll_jitter_ms(&config))?,
+            );
+            log_end = log_start;
+            log_start_dirty = true;
+        }
+        let active_base = segments.keys().next_back().copied().unwrap_or(log_start);
+        let below: Vec<i64> = segments
+            .iter()
+            .filter(|(b, s)| **b != active_base && s.next_offset() <= log_start)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in below {
+            if let Some(s) = segments.remove(&base) {
+                s.delete_files();
+            }
+        }
+        if log_start_dirty {
+            fsutil::write_checkpoint(&dir.join(LOG_START_CHECKPOINT), log_start)?;
+        }
+        fsutil::sync_dir(&dir)?;
+
+        let (end_tx, _) = watch::channel(log_end);
+        Ok(PartitionLog {
+            topic,
+            partition,
+            dir,
+            config: RwLock::new(config),
+            clock,
+            fsync,
+            state: Mutex::new(State {
+                segments,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+                unflushed_records: 0,
+                first_unflushed: None,
+            }),
+            flush_lock: Mutex::new(()),
+            durable_offset: AtomicI64::new(log_end),
+            recovery_point: AtomicI64::new(recovery_point),
+            log_end: AtomicI64::new(log_end),
+            log_start: AtomicI64::new(log_start),
+            status: AtomicU8::new(Status::Open as u8),
+            fsyncs: AtomicU64::new(0),
+            end_tx,
+        })
+    }
+
     /// Topic name.
     pub fn topic(&self) -> &str {
-        todo!()
+        &self.topic
     }
 
     /// Partition index.
     pub fn partition(&self) -> i32 {
-        todo!()
+        self.partition
     }
 
     /// Validates `records` (one or more RecordBatch v2 as produced) completely, then
     /// assigns offsets and appends them; all or nothing. Does not wait for fsync.
     pub fn append(&self, records: &[u8]) -> crate::Result<AppendInfo> {
-        let _ = records;
-        todo!()
+        self.check_status(true)?;
+        let config = self.config();
+        if records.len() > APPEND_BYTES_MAX {
+            return Err(LogError::MessageTooLarge {
+                size_bytes: records.len(),
+                max_bytes: APPEND_BYTES_MAX,
+            });
+        }
+        // Validation is the expensive part (CRCs, decompression): done before the lock.
+        let checked = batch::validate_batches(
+            records,
+            config.max_message_bytes as usize,
+            config.cleanup_compact,
+        )?;
+        for b in &checked {
+            if b.header.is_log_append_time() {
+                // Kafka answers INVALID_TIMESTAMP: only a broker sets LogAppendTime.
+                return Err(LogError::InvalidRecord(
+                    "producers must not set the timestamp type to LogAppendTime".into(),
+                ));
+            }
+            // Kafka refuses a batch larger than a segment (RECORD_LIST_TOO_LARGE).
+            if b.header.size_bytes() as u64 > config.segment_bytes {
+                return Err(LogError::MessageTooLarge {
+                    size_bytes: b.header.size_bytes(),
+                    max_bytes: config.segment_bytes as usize,
+                });
+            }
+        }
+        let mut payload = records.to_vec();
+
+        let mut state = lock(&self.state);
+        self.check_status(true)?;
+        let now_ms = self.clock.now_ms();
+        let base_offset = state.log_end_offset;
+        let mut next_offset = base_offset;
+        let mut headers: Vec<BatchHeader> = Vec::with_capacity(checked.len());
+        for b in &checked {
+            let mut header = b.header;
+            let bytes = &mut payload[b.position..b.position + header.size_bytes()];
+            batch::set_base_offset(bytes, next_offset);
+            header.base_offset = next_offset;
+            header.partition_leader_epoch = 0;
+            if config.log_append_time {
+                batch::set_max_timestamp(bytes, now_ms, true);
+                header.attributes |= ATTR_LOG_APPEND_TIME;
+                header.max_timestamp = now_ms;
+            } else if b.max_record_timestamp != header.max_timestamp {
+                // Kafka corrects a wrong maxTimestamp too; the time index relies on it.
+                batch::set_max_timestamp(bytes, b.max_record_timestamp, false);
+                header.max_timestamp = b.max_record_timestamp;
+            }
+            next_offset = header.last_offset() + 1;
+            headers.push(header);
+        }
+        let last_offset = next_offset - 1;
+
+        self.roll_if_needed(
+            &mut state,
+            payload.len() as u64,
+            last_offset,
+            now_ms,
+            &config,
+        )?;
+        let interval = config.index_interval_bytes;
+        match state.active_mut().append(&payload, &headers, interval) {
+            Ok(()) => {}
+            Err(AppendError::Clean(e)) => return Err(e.into()),
+            Err(AppendError::Dirty(e)) => {
+                self.fail("append", &e);
+                return Err(e.into());
+            }
+        }
+        state.log_end_offset = next_offset;
+        self.log_end.store(next_offset, Ordering::SeqCst);
+        state.unflushed_records += next_offset - base_offset;
+        state.first_unflushed.get_or_insert_with(Instant::now);
+        let flush_now = state.unflushed_records >= config.flush_messages;
+        let log_start_offset = state.log_start_offset;
+        drop(state);
+
+        self.end_tx.send_replace(next_offset);
+        if flush_now {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
+            log_start_offset,
+        })
+    }
+
+    fn roll_if_needed(
+        &self,
+        state: &mut State,
+        payload_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+        config: &TopicConfig,
+    ) -> crate::Result<()> {
+        let active = state.active();
+        let size = active.size_bytes();
+        if size == 0 {
+            return Ok(());
+        }
+        let index_bytes = config.segment_index_bytes as usize;
+        let full = size + payload_bytes > config.segment_bytes
+            || size + payload_bytes > SEGMENT_FILE_BYTES_MAX
+            || active.offset_index_entries() >= index_bytes / 8
+            || active.time_index_entries() >= index_bytes / 12
+            || last_offset - active.base_offset > i32::MAX as i64;
+        let age_ms = now_ms.saturating_sub(active.rolling_timestamp_ms());
+        let aged = age_ms > config.segment_ms.saturating_sub(active.roll_jitter_ms);
+        if full || aged {
+            self.roll(state, now_ms, config)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset.
+    fn roll(&self, state: &mut State, now_ms: i64, config: &TopicConfig) -> crate::Result<()> {
+        let base = state.log_end_offset;
+        // Fallible steps first, so a failure leaves the old segment active and intact.
+        state.active_mut().finish_time_index()?;
+        let segment = Segment::create(&self.dir, base, now_ms, roll_jitter_ms(config))?;
+        let old = state.active_mut();
+        old.seal()?;
+        old.index_dirty = true;
+        tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled segment");
+        state.segments.insert(base, segment);
+        Ok(())
     }
 
     /// Blocks until every offset below `end_offset` is on disk when the policy is
     /// `Always` (one fsync serves every waiter: group commit); returns at once otherwise.
     pub fn wait_durable(&self, end_offset: i64) -> crate::Result<()> {
-        let _ = end_offset;
-        todo!()
+        if self.fsync != FsyncPolicy::Always {
+            return Ok(());
+        }
+        if self.durable_offset.load(Ordering::SeqCst) >= end_offset {
+            return Ok(());
+        }
+        let _flushing = lock(&self.flush_lock);
+        // A pass that ran while we queued may have covered us.
+        if self.durable_offset.load(Ordering::SeqCst) >= end_offset {
+            return Ok(());
+        }
+        self.flush_locked()
+    }
+
+    /// One fsync pass: data of the active segment and of rolled-but-unsynced segments
+    /// (with their indexes), then the new durable offset and recovery point.
+    pub(crate) fn flush(&self) -> crate::Result<()> {
+        let _flushing = lock(&self.flush_lock);
+        self.flush_locked()
+    }
+
+    fn flush_locked(&self) -> crate::Result<()> {
+        if self.status() == Status::Failed {
+            return Err(self.failed_error());
+        }
+        let (target, files, recovery_point) = {
+            let mut state = lock(&self.state);
+            let target = state.log_end_offset;
+            let active_base = state.active().base_offset;
+            let mut files = Vec::new();
+            let mut sealed_synced = false;
+            for segment in state.segments.values_mut().rev() {
+                let active = segment.base_offset == active_base;
+                if !active && !segment.dirty && !segment.index_dirty {
+                    // Passes sync every dirty segment, so older ones are clean too.
+                    break;
+                }
+                if segment.dirty {
+                    files.push(Arc::clone(segment.log_file()));
+                    segment.dirty = false;
+                }
+                if !active {
+                    if segment.index_dirty {
+                        files.extend(segment.index_files().into_iter().cloned());
+                        segment.index_dirty = false;
+                    }
+                    sealed_synced = true;
+                }
+            }
+            state.unflushed_records = 0;
+            state.first_unflushed = None;
+            (target, files, sealed_synced.then_some(active_base))
+        };
+        for file in files {
+            if let Err(e) = file.sync_data() {
+                // After a failed fsync the kernel may have dropped the dirty pages: no
+                // later fsync can vouch for them, so stop here for good.
+                self.fail("fsync", &e);
+                return Err(e.into());
+            }
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.durable_offset.fetch_max(target, Ordering::SeqCst);
+        if let Some(point) = recovery_point
+            && point > self.recovery_point.load(Ordering::SeqCst)
+        {
+            fsutil::write_checkpoint(&self.dir.join(RECOVERY_POINT_CHECKPOINT), point)?;
+            self.recovery_point.store(point, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// True when the oldest unflushed append is older than `flush.ms`.
+    pub(crate) fn flush_due(&self) -> bool {
+        let flush_ms = self.config().flush_ms;
+        if flush_ms == i64::MAX {
+            return false;
+        }
+        let state = lock(&self.state);
+        state
+            .first_unflushed
+            .is_some_and(|t| t.elapsed() >= Duration::from_millis(flush_ms.max(0) as u64))
     }
 
     /// Whole batches starting with the one that contains `offset`, up to `max_bytes`
@@ -59,45 +572,387 @@ impl PartitionLog {
     /// watermark. Errors with `OffsetOutOfRange` outside `[log_start, log_end]`;
     /// `offset == log_end` gives empty bytes.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> crate::Result<Bytes> {
-        let _ = (offset, max_bytes, min_one_batch);
-        todo!()
+        self.check_status(false)?;
+        let max_bytes = max_bytes.min(READ_BYTES_MAX);
+        let mut searched: Option<i64> = None;
+        loop {
+            let (view, start) = {
+                let state = lock(&self.state);
+                if searched.is_none() {
+                    if offset < state.log_start_offset || offset > state.log_end_offset {
+                        return Err(LogError::OffsetOutOfRange {
+                            requested: offset,
+                            log_start_offset: state.log_start_offset,
+                            log_end_offset: state.log_end_offset,
+                        });
+                    }
+                    if offset == state.log_end_offset {
+                        return Ok(Bytes::new());
+                    }
+                }
+                let segment = match searched {
+                    None => state
+                        .segments
+                        .range(..=offset)
+                        .next_back()
+                        .or_else(|| state.segments.iter().next()),
+                    // `offset` fell in a gap after the previous segment's last batch.
+                    Some(previous) => state
+                        .segments
+                        .range((Bound::Excluded(previous), Bound::Unbounded))
+                        .next(),
+                };
+                let Some((_, segment)) = segment else {
+                    return Ok(Bytes::new());
+                };
+                (segment.view(), segment.start_position(offset))
+            };
+            let position = match start {
+                Ok(position) => position,
+                Err(disk) => disk
+                    .floor(relative_clamped(offset, view.base_offset), |e| {
+                        e.relative_offset
+                    })?
+                    .map_or(0, |e| e.position as u64),
+            };
+            if let Some((position, header)) = view.find_batch(position, offset)? {
+                return Ok(Bytes::from(view.read_batches(
+                    position,
+                    &header,
+                    max_bytes,
+                    min_one_batch,
+                )?));
+            }
+            searched = Some(view.base_offset);
+        }
     }
 
     /// The next offset to be written (equals the high watermark on this single-replica log).
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.log_end.load(Ordering::SeqCst)
     }
 
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.log_start.load(Ordering::SeqCst)
     }
 
     /// First record with a timestamp `>= timestamp`, or `None` if there is none.
     pub fn lookup_timestamp(&self, timestamp: i64) -> crate::Result<Option<TimestampLookup>> {
-        let _ = timestamp;
-        todo!()
+        self.check_status(false)?;
+        let (log_start, candidates) = {
+            let state = lock(&self.state);
+            let log_start = state.log_start_offset;
+            let candidates: Vec<_> = state
+                .segments
+                .values()
+                .filter(|s| s.next_offset() > log_start)
+                .filter(|s| s.max_timestamp().is_some_and(|(ts, _)| ts >= timestamp))
+                .map(|s| (s.view(), s.disk_indexes()))
+                .collect();
+            (log_start, candidates)
+        };
+        for (view, (offsets, times)) in candidates {
+            // A time entry below the target says no batch up to its offset can match.
+            let position = match timestamp.checked_sub(1) {
+                Some(below) => match times.floor(below, |e| e.timestamp)? {
+                    Some(t) => offsets
+                        .floor(t.relative_offset, |e| e.relative_offset)?
+                        .map_or(0, |e| e.position as u64),
+                    None => 0,
+                },
+                None => 0,
+            };
+            if let Some((offset, timestamp)) =
+                view.find_timestamp(position, timestamp, log_start)?
+            {
+                return Ok(Some(TimestampLookup { offset, timestamp }));
+            }
+        }
+        Ok(None)
     }
 
     /// The record with the largest timestamp (the earliest such offset), or `None` if empty.
     pub fn max_timestamp(&self) -> crate::Result<Option<TimestampLookup>> {
-        todo!()
+        self.check_status(false)?;
+        let (log_start, candidates) = {
+            let state = lock(&self.state);
+            let log_start = state.log_start_offset;
+            let candidates: Vec<_> = state
+                .segments
+                .values()
+                .filter(|s| s.next_offset() > log_start)
+                .filter_map(|s| {
+                    s.max_timestamp()
+                        .map(|max| (s.view(), max, s.disk_indexes().0))
+                })
+                .collect();
+            (log_start, candidates)
+        };
+        // (timestamp, offset, candidate index, offset is already the record's)
+        let mut best: Option<(i64, i64, usize, bool)> = None;
+        for (i, (view, (ts, offset), _)) in candidates.iter().enumerate() {
+            let candidate = if view.base_offset < log_start {
+                // DeleteRecords cut into this segment: its recorded maximum may be gone.
+                match view.scan_max_timestamp(log_start)? {
+                    Some((ts, offset)) => (ts, offset, true),
+                    None => continue,
+                }
+            } else {
+                (*ts, *offset, false)
+            };
+            if best.is_none_or(|(best_ts, ..)| candidate.0 > best_ts) {
+                best = Some((candidate.0, candidate.1, i, candidate.2));
+            }
+        }
+        let Some((timestamp, offset, i, exact)) = best else {
+            return Ok(None);
+        };
+        if exact {
+            return Ok(Some(TimestampLookup { offset, timestamp }));
+        }
+        let (view, _, offsets) = &candidates[i];
+        let position = offsets
+            .floor(relative_clamped(offset, view.base_offset), |e| {
+                e.relative_offset
+            })?
+            .map_or(0, |e| e.position as u64);
+        // The batch's max timestamp is its records' max (append enforces it), so a record
+        // carries it; the batch's last offset is the fallback should old data disagree.
+        let record = view.find_record_with_timestamp(position, offset, timestamp, log_start)?;
+        Ok(Some(TimestampLookup {
+            offset: record.unwrap_or(offset),
+            timestamp,
+        }))
     }
 
     /// Advances the log start offset to `offset` (DeleteRecords); `-1` means the high
     /// watermark. Segments wholly below it are deleted. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> crate::Result<i64> {
-        let _ = offset;
-        todo!()
+        self.check_status(true)?;
+        let (new_start, removed) = {
+            let mut state = lock(&self.state);
+            let target = if offset == -1 {
+                state.log_end_offset
+            } else {
+                offset
+            };
+            if target < 0 || target > state.log_end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: state.log_end_offset,
+                });
+            }
+            if target <= state.log_start_offset {
+                return Ok(state.log_start_offset);
+            }
+            let removed = self.advance_log_start(&mut state, target)?;
+            (target, removed)
+        };
+        for segment in removed {
+            segment.delete_files();
+        }
+        Ok(new_start)
+    }
+
+    /// Persists then applies a new log start offset; returns the segments now wholly
+    /// below it (already out of the map) for the caller to delete after unlocking.
+    fn advance_log_start(&self, state: &mut State, new_start: i64) -> crate::Result<Vec<Segment>> {
+        // Checkpoint first: a crash after it can only leave files the next open deletes,
+        // never bring deleted records back.
+        fsutil::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), new_start)?;
+        state.log_start_offset = new_start;
+        self.log_start.store(new_start, Ordering::SeqCst);
+        let active_base = state.active().base_offset;
+        let below: Vec<i64> = state
+            .segments
+            .iter()
+            .filter(|(base, s)| **base != active_base && s.next_offset() <= new_start)
+            .map(|(base, _)| *base)
+            .collect();
+        Ok(below
+            .into_iter()
+            .filter_map(|base| state.segments.remove(&base))
+            .collect())
+    }
+
+    /// Deletes whole sealed segments past `retention.ms` / `retention.bytes` (when the
+    /// cleanup policy includes delete). Returns how many.
+    pub(crate) fn enforce_retention(&self) -> crate::Result<usize> {
+        if self.status() != Status::Open {
+            return Ok(0);
+        }
+        let config = self.config();
+        if !config.cleanup_delete {
+            return Ok(0);
+        }
+        let now_ms = self.clock.now_ms();
+        let removed = {
+            let mut state = lock(&self.state);
+            let active_base = state.active().base_offset;
+            let total_bytes: u64 = state.segments.values().map(Segment::size_bytes).sum();
+            let sealed: Vec<(i64, u64, i64)> = state
+                .segments
+                .values()
+                .filter(|s| s.base_offset != active_base)
+                .map(|s| (s.base_offset, s.size_bytes(), s.retention_timestamp_ms()))
+                .collect();
+            let mut doomed = 0usize;
+            if config.retention_ms >= 0 {
+                doomed = sealed
+                    .iter()
+                    .take_while(|(_, _, ts)| now_ms.saturating_sub(*ts) > config.retention_ms)
+                    .count();
+            }
+            if config.retention_bytes >= 0 {
+                // Kafka's rule: drop the oldest segment while what is left still holds at
+                // least retention.bytes.
+                let kept_bytes = total_bytes - sealed[..doomed].iter().map(|s| s.1).sum::<u64>();
+                let mut excess_bytes = kept_bytes as i64 - config.retention_bytes;
+                for (_, size, _) in &sealed[doomed..] {
+                    if excess_bytes - (*size as i64) < 0 {
+                        break;
+                    }
+                    excess_bytes -= *size as i64;
+                    doomed += 1;
+                }
+            }
+            if doomed == 0 {
+                return Ok(0);
+            }
+            let first_kept = sealed.get(doomed).map_or(active_base, |s| s.0);
+            let new_start = first_kept.max(state.log_start_offset);
+            self.advance_log_start(&mut state, new_start)?
+        };
+        let count = removed.len();
+        for segment in removed {
+            segment.delete_files();
+        }
+        if count > 0 {
+            tracing::info!(topic = %self.topic, partition = self.partition, count, "deleted segments past retention");
+        }
+        Ok(count)
     }
 
     /// A receiver that changes whenever the log end offset moves (for long-poll fetches).
     pub fn watch_end(&self) -> tokio::sync::watch::Receiver<i64> {
-        todo!()
+        self.end_tx.subscribe()
     }
 
     /// Bytes on disk in this partition.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        lock(&self.state)
+            .segments
+            .values()
+            .map(Segment::size_bytes)
+            .sum()
+    }
+
+    /// The effective config.
+    pub(crate) fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the config (AlterConfigs).
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Stops writes (manager close), then waits for an append in flight to finish.
+    pub(crate) fn close(&self) {
+        let _ = self.status.compare_exchange(
+            Status::Open as u8,
+            Status::Closed as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        drop(lock(&self.state));
+    }
+
+    /// The topic is being deleted: refuse everything from now on.
+    pub(crate) fn mark_deleted(&self) {
+        self.status.store(Status::Deleted as u8, Ordering::SeqCst);
+        drop(lock(&self.state));
+    }
+
+    /// Undoes [`PartitionLog::mark_deleted`] when the deletion could not go ahead.
+    pub(crate) fn reopen(&self) {
+        let _ = self.status.compare_exchange(
+            Status::Deleted as u8,
+            Status::Open as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    fn fail(&self, what: &str, error: &io::Error) {
+        tracing::error!(
+            topic = %self.topic,
+            partition = self.partition,
+            error = %error,
+            "{what} failed; the partition refuses writes until restart"
+        );
+        self.status.store(Status::Failed as u8, Ordering::SeqCst);
+    }
+
+    fn status(&self) -> Status {
+        match self.status.load(Ordering::SeqCst) {
+            0 => Status::Open,
+            1 => Status::Closed,
+            2 => Status::Deleted,
+            _ => Status::Failed,
+        }
+    }
+
+    fn failed_error(&self) -> LogError {
+        LogError::Io(io::Error::other(format!(
+            "partition {}-{} stopped after an I/O failure",
+            self.topic, self.partition
+        )))
+    }
+
+    fn check_status(&self, write: bool) -> crate::Result<()> {
+        match self.status() {
+            Status::Open => Ok(()),
+            Status::Deleted => Err(LogError::UnknownTopic(self.topic.clone())),
+            Status::Closed if write => Err(LogError::Io(io::Error::other(format!(
+                "partition {}-{} is closed",
+                self.topic, self.partition
+            )))),
+            Status::Failed if write => Err(self.failed_error()),
+            Status::Closed | Status::Failed => Ok(()),
+        }
+    }
+
+    /// fsync calls made so far.
+    #[cfg(test)]
+    pub(crate) fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next write to the active segment fail halfway.
+    #[cfg(test)]
+    pub(crate) fn fail_next_write(&self) {
+        lock(&self.state).active_mut().fail_next_write = true;
+    }
+
+    /// `(base offset, offset-index entries, time-index entries)` of every segment.
+    #[cfg(test)]
+    pub(crate) fn segment_summary(&self) -> Vec<(i64, usize, usize)> {
+        lock(&self.state)
+            .segments
+            .values()
+            .map(|s| {
+                (
+                    s.base_offset,
+                    s.offset_index_entries(),
+                    s.time_index_entries(),
+                )
+            })
+            .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

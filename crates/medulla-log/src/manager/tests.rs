@@ -1,0 +1,512 @@
+//! Tests of the manager: layout, locking, topics, configs, restart and recovery.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::batch::parse_header;
+use crate::test_support::{FakeClock, simple_batch, sized_batch};
+
+const START_MS: i64 = 1_700_000_000_000;
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn options(dir: &Path, fsync: FsyncPolicy) -> LogManagerOptions {
+    LogManagerOptions {
+        data_dir: dir.to_path_buf(),
+        fsync,
+        broker_defaults: BTreeMap::new(),
+        clock: FakeClock::new(START_MS),
+    }
+}
+
+fn open(dir: &Path) -> Arc<LogManager> {
+    LogManager::open(options(dir, FsyncPolicy::Always)).unwrap()
+}
+
+#[test]
+fn the_data_dir_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    assert!(dir.path().join(".lock").exists());
+    assert!(dir.path().join("topics").is_dir());
+    match LogManager::open(options(dir.path(), FsyncPolicy::Always)) {
+        Err(LogError::DataDirLocked(path)) => assert_eq!(path, dir.path()),
+        other => panic!("expected DataDirLocked, got {other:?}"),
+    }
+    drop(first);
+    open(dir.path());
+}
+
+#[test]
+fn topics_are_created_with_kafkas_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let none = BTreeMap::new();
+    assert!(matches!(
+        m.create_topic("a/b", 1, &none, false),
+        Err(LogError::InvalidTopic(_))
+    ));
+    assert!(matches!(
+        m.create_topic("..", 1, &none, false),
+        Err(LogError::InvalidTopic(_))
+    ));
+    assert!(matches!(
+        m.create_topic("t", 0, &none, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        m.create_topic("t", PARTITIONS_PER_TOPIC_MAX + 1, &none, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        m.create_topic("t", 1, &map(&[("retention.ms", "x")]), false),
+        Err(LogError::InvalidConfig(m)) if m.starts_with("retention.ms")
+    ));
+    assert!(matches!(
+        m.create_topic("t", 1, &map(&[("no.such.config", "1")]), false),
+        Err(LogError::InvalidConfig(m)) if m.starts_with("no.such.config")
+    ));
+
+    let checked = m.create_topic("orders.v1", 3, &none, true).unwrap();
+    assert_eq!(checked.partitions, 3);
+    assert!(
+        m.topic("orders.v1").is_none(),
+        "validate_only creates nothing"
+    );
+    assert!(!dir.path().join("topics/orders.v1").exists());
+
+    let meta = m
+        .create_topic("orders.v1", 3, &map(&[("retention.ms", "1000")]), false)
+        .unwrap();
+    assert_eq!(meta.config.retention_ms, 1000);
+    assert!(matches!(
+        m.create_topic("orders.v1", 1, &none, false),
+        Err(LogError::TopicAlreadyExists(_))
+    ));
+    assert!(matches!(
+        m.create_topic("orders_v1", 1, &none, false),
+        Err(LogError::InvalidTopic(_))
+    ));
+    m.create_topic("a", 1, &none, false).unwrap();
+
+    for p in 0..3 {
+        assert!(
+            dir.path()
+                .join(format!("topics/orders.v1/{p}/{:020}.log", 0))
+                .exists()
+        );
+    }
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("topics/orders.v1/topic.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["name"], "orders.v1");
+    assert_eq!(json["topic_id"], meta.id.to_string());
+    assert_eq!(json["partitions"], 3);
+    assert_eq!(json["configs"]["retention.ms"], "1000");
+
+    assert_eq!(m.topic_by_id(meta.id).unwrap().name, "orders.v1");
+    assert_eq!(
+        m.topics()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "orders.v1"]
+    );
+    assert!(m.partition("orders.v1", 2).is_some());
+    assert!(m.partition("orders.v1", 3).is_none());
+    assert!(m.partition("orders.v1", -1).is_none());
+    assert!(m.partition("nope", 0).is_none());
+}
+
+#[test]
+fn restart_keeps_topics_configs_ids_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = map(&[("log.retention.hours", "1")]);
+    let defaults = crate::config::broker_log_defaults(&broker).unwrap();
+    let open_with_defaults = || {
+        LogManager::open(LogManagerOptions {
+            broker_defaults: defaults.clone(),
+            ..options(dir.path(), FsyncPolicy::Always)
+        })
+        .unwrap()
+    };
+    let (id, bytes) = {
+        let m = open_with_defaults();
+        let meta = m
+            .create_topic("t", 2, &map(&[("cleanup.policy", "compact,delete")]), false)
+            .unwrap();
+        assert_eq!(meta.config.retention_ms, 3_600_000);
+        let p = m.partition("t", 1).unwrap();
+        p.append(&simple_batch(3, START_MS)).unwrap();
+        p.append(&simple_batch(2, START_MS)).unwrap();
+        m.close().unwrap();
+        (meta.id, p.read(0, 1 << 20, true).unwrap())
+    };
+    let m = open_with_defaults();
+    let meta = m.topic("t").unwrap();
+    assert_eq!((meta.id, meta.partitions), (id, 2));
+    assert!(meta.config.cleanup_compact && meta.config.cleanup_delete);
+    assert_eq!(meta.config.retention_ms, 3_600_000);
+    assert_eq!(m.broker_defaults(), defaults);
+    let p = m.partition("t", 1).unwrap();
+    assert_eq!(p.log_end_offset(), 5);
+    assert_eq!(p.read(0, 1 << 20, true).unwrap(), bytes);
+    assert_eq!(m.partition("t", 0).unwrap().log_end_offset(), 0);
+    let described = meta.config.describe(&m.broker_defaults());
+    let retention = described.iter().find(|e| e.name == "retention.ms").unwrap();
+    assert_eq!(retention.source, crate::ConfigSource::StaticBroker);
+    let policy = described
+        .iter()
+        .find(|e| e.name == "cleanup.policy")
+        .unwrap();
+    assert_eq!(policy.source, crate::ConfigSource::DynamicTopic);
+}
+
+#[test]
+fn deleting_a_topic_removes_it_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    m.create_topic("t", 2, &BTreeMap::new(), false).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    p.append(&simple_batch(1, START_MS)).unwrap();
+    assert!(matches!(
+        m.delete_topic("nope"),
+        Err(LogError::UnknownTopic(_))
+    ));
+    m.delete_topic("t").unwrap();
+    assert!(m.topic("t").is_none());
+    assert!(m.partition("t", 0).is_none());
+    assert!(!dir.path().join("topics/t").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("trash")).unwrap().count(),
+        0
+    );
+    assert!(matches!(
+        p.append(&simple_batch(1, START_MS)),
+        Err(LogError::UnknownTopic(_))
+    ));
+    // The name is free again, with fresh data and a new id.
+    let meta = m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+    assert_eq!(m.partition("t", 0).unwrap().log_end_offset(), 0);
+    drop(m);
+    assert_eq!(open(dir.path()).topic("t").unwrap().id, meta.id);
+}
+
+#[test]
+fn partitions_grow_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    m.create_topic("t", 2, &BTreeMap::new(), false).unwrap();
+    assert!(matches!(
+        m.create_partitions("t", 2, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        m.create_partitions("t", 1, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        m.create_partitions("t", PARTITIONS_PER_TOPIC_MAX + 1, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        m.create_partitions("x", 3, false),
+        Err(LogError::UnknownTopic(_))
+    ));
+    m.create_partitions("t", 4, true).unwrap();
+    assert_eq!(m.topic("t").unwrap().partitions, 2);
+    m.create_partitions("t", 4, false).unwrap();
+    assert_eq!(m.topic("t").unwrap().partitions, 4);
+    m.partition("t", 3)
+        .unwrap()
+        .append(&simple_batch(2, START_MS))
+        .unwrap();
+    drop(m);
+    let m = open(dir.path());
+    assert_eq!(m.topic("t").unwrap().partitions, 4);
+    assert_eq!(m.partition("t", 3).unwrap().log_end_offset(), 2);
+}
+
+#[test]
+fn an_interrupted_create_partitions_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    drop({
+        let m = open(dir.path());
+        m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+        m
+    });
+    std::fs::create_dir(dir.path().join("topics/t/1")).unwrap();
+    std::fs::create_dir_all(dir.path().join("staging/half-made")).unwrap();
+    std::fs::create_dir_all(dir.path().join("trash/half-deleted/0")).unwrap();
+    let m = open(dir.path());
+    assert_eq!(m.topic("t").unwrap().partitions, 1);
+    assert!(!dir.path().join("topics/t/1").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("staging"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("trash")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn altering_configs_applies_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    m.create_topic(
+        "t",
+        2,
+        &map(&[("retention.ms", "1000"), ("segment.ms", "5000")]),
+        false,
+    )
+    .unwrap();
+    let p = m.partition("t", 1).unwrap();
+    let batch = sized_batch(1, 500, START_MS);
+
+    let checked = m
+        .alter_topic_config(
+            "t",
+            AlterOp::Incremental(vec![("max.message.bytes".into(), Some("100".into()))]),
+            true,
+        )
+        .unwrap();
+    assert_eq!(checked.config.max_message_bytes, 100);
+    assert_eq!(
+        m.topic("t").unwrap().config.max_message_bytes,
+        1_048_588,
+        "validate_only changes nothing"
+    );
+    p.append(&batch).unwrap();
+
+    let meta = m
+        .alter_topic_config(
+            "t",
+            AlterOp::Incremental(vec![
+                ("max.message.bytes".into(), Some("100".into())),
+                ("retention.ms".into(), None),
+            ]),
+            false,
+        )
+        .unwrap();
+    assert_eq!(meta.config.max_message_bytes, 100);
+    assert_eq!(meta.config.retention_ms, 604_800_000);
+    assert_eq!(meta.config.segment_ms, 5000);
+    assert!(matches!(
+        p.append(&batch),
+        Err(LogError::MessageTooLarge { max_bytes: 100, .. })
+    ));
+
+    assert!(matches!(
+        m.alter_topic_config(
+            "t",
+            AlterOp::Incremental(vec![("bogus".into(), None)]),
+            false
+        ),
+        Err(LogError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        m.alter_topic_config("t", AlterOp::Replace(map(&[("segment.ms", "0")])), false),
+        Err(LogError::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        m.alter_topic_config("x", AlterOp::Replace(BTreeMap::new()), false),
+        Err(LogError::UnknownTopic(_))
+    ));
+
+    let meta = m
+        .alter_topic_config(
+            "t",
+            AlterOp::Replace(map(&[("retention.bytes", "10")])),
+            false,
+        )
+        .unwrap();
+    assert_eq!(meta.config.overrides, map(&[("retention.bytes", "10")]));
+    drop(m);
+    let m = open(dir.path());
+    let config = m.topic("t").unwrap().config;
+    assert_eq!(config.overrides, map(&[("retention.bytes", "10")]));
+    assert_eq!(config.max_message_bytes, 1_048_588);
+    assert_eq!(m.partition("t", 1).unwrap().config().retention_bytes, 10);
+}
+
+#[test]
+fn close_marks_a_clean_shutdown_and_stops_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    p.append(&simple_batch(2, START_MS)).unwrap();
+    m.close().unwrap();
+    m.close().unwrap();
+    assert!(dir.path().join(".clean_shutdown").exists());
+    assert!(p.append(&simple_batch(1, START_MS)).is_err());
+    assert!(m.create_topic("u", 1, &BTreeMap::new(), false).is_err());
+    assert_eq!(
+        p.read(0, 1 << 20, true).unwrap().len(),
+        simple_batch(2, START_MS).len()
+    );
+    drop((m, p));
+
+    let m = open(dir.path());
+    assert!(
+        !dir.path().join(".clean_shutdown").exists(),
+        "the marker is consumed on open"
+    );
+    m.partition("t", 0)
+        .unwrap()
+        .append(&simple_batch(1, START_MS))
+        .unwrap();
+    drop(m);
+    // Dropped without close: the next open is an unclean one (and still recovers all).
+    assert!(!dir.path().join(".clean_shutdown").exists());
+    assert_eq!(
+        open(dir.path()).partition("t", 0).unwrap().log_end_offset(),
+        3
+    );
+}
+
+#[test]
+fn unclean_restart_recovers_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    for _ in 0..3 {
+        let info = p.append(&simple_batch(2, START_MS)).unwrap();
+        p.wait_durable(info.last_offset + 1).unwrap();
+    }
+    drop((m, p));
+    let log = dir.path().join(format!("topics/t/0/{:020}.log", 0));
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let m = open(dir.path());
+    let p = m.partition("t", 0).unwrap();
+    assert_eq!(p.log_end_offset(), 4);
+    assert_eq!(p.append(&simple_batch(1, START_MS)).unwrap().base_offset, 4);
+    assert_eq!(
+        parse_header(&p.read(4, 1, true).unwrap())
+            .unwrap()
+            .base_offset,
+        4
+    );
+}
+
+#[test]
+fn the_interval_policy_flushes_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(options(
+        dir.path(),
+        FsyncPolicy::Interval { interval_ms: 10 },
+    ))
+    .unwrap();
+    assert_eq!(m.fsync_policy(), FsyncPolicy::Interval { interval_ms: 10 });
+    m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+    let p = m.partition("t", 0).unwrap();
+    p.append(&simple_batch(1, START_MS)).unwrap();
+    // wait_durable does not fsync under this policy; the background thread does.
+    p.wait_durable(1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.fsync_count() == 0 {
+        assert!(Instant::now() < deadline, "no background flush within 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    m.close().unwrap();
+    assert!(lock(&m.flusher).is_none(), "close stops the flusher");
+    // Dropping the last handle after close must not hang.
+    drop(m);
+}
+
+#[test]
+fn flush_ms_is_honoured_under_the_never_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(options(dir.path(), FsyncPolicy::Never)).unwrap();
+    m.create_topic("t", 1, &map(&[("flush.ms", "0")]), false)
+        .unwrap();
+    let p = m.partition("t", 0).unwrap();
+    p.append(&simple_batch(1, START_MS)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.fsync_count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "flush.ms=0 not honoured within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn retention_runs_over_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let m = LogManager::open(LogManagerOptions {
+        clock: clock.clone(),
+        ..options(dir.path(), FsyncPolicy::Never)
+    })
+    .unwrap();
+    let configs = map(&[("internal.segment.bytes", "600"), ("retention.ms", "1000")]);
+    m.create_topic("a", 2, &configs, false).unwrap();
+    m.create_topic(
+        "b",
+        1,
+        &map(&[
+            ("internal.segment.bytes", "600"),
+            ("cleanup.policy", "compact"),
+        ]),
+        false,
+    )
+    .unwrap();
+    for (topic, partition) in [("a", 0), ("a", 1), ("b", 0)] {
+        let p = m.partition(topic, partition).unwrap();
+        for _ in 0..6 {
+            p.append(&sized_batch(2, 100, START_MS)).unwrap();
+        }
+    }
+    assert_eq!(m.enforce_retention().unwrap(), 0);
+    clock.advance(10_000);
+    // Six batches, two per segment: two sealed segments per partition of "a".
+    assert_eq!(m.enforce_retention().unwrap(), 4);
+    assert_eq!(m.partition("a", 0).unwrap().log_start_offset(), 8);
+    assert_eq!(m.partition("b", 0).unwrap().log_start_offset(), 0);
+    m.flush_all().unwrap();
+}
+
+#[test]
+fn invalid_broker_defaults_stop_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = LogManager::open(LogManagerOptions {
+        broker_defaults: map(&[("segment.ms", "0")]),
+        ..options(dir.path(), FsyncPolicy::Always)
+    });
+    assert!(matches!(result, Err(LogError::InvalidConfig(m)) if m.starts_with("segment.ms")));
+}
+
+#[test]
+fn a_damaged_topic_file_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop({
+        let m = open(dir.path());
+        m.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+        m
+    });
+    std::fs::write(dir.path().join("topics/t/topic.json"), b"{").unwrap();
+    assert!(matches!(
+        LogManager::open(options(dir.path(), FsyncPolicy::Always)),
+        Err(LogError::Io(_))
+    ));
+}
