@@ -139,7 +139,8 @@ EOF
     mid_ts="$(awk -F'\t' -v p="$p" -v m="$((count / 2))" '$1 == p && $2 == m { print $3 }' "$dir/consumed.txt")"
     want_ts="$(awk -F'\t' -v p="$p" -v t="$mid_ts" '$1 == p && $3 >= t && (best == "" || $2 < best) { best = $2 } END { print best }' "$dir/consumed.txt")"
     local max_ts
-    max_ts="$(awk -F'\t' 'BEGIN { m = 0 } $3 > m { m = $3 } END { printf "%d", m }' "$dir/consumed.txt")"
+    # %.0f, not %d: mawk's %d caps at 2^31-1, and these are millisecond timestamps.
+    max_ts="$(awk -F'\t' 'BEGIN { m = 0 } $3 > m { m = $3 } END { printf "%.0f", m }' "$dir/consumed.txt")"
     want_end=-1
     local query want
     for query in "$mid_ts:$want_ts" "-2:0" "-1:$count" "$((max_ts + 100000)):$want_end"; do

@@ -82,7 +82,7 @@ async fn auto_create(broker: &Broker, name: TopicName) -> MetadataResponseTopic 
     let topic = name.0.to_string();
     match blocking(move || log.create_topic(&topic, partitions, &BTreeMap::new(), false)).await {
         Ok(meta) => {
-            tracing::info!(topic = %meta.name, partitions, "auto-created topic");
+            tracing::info!(topic = %meta.name, "topic auto-created by a Metadata request");
             topic_entry(broker, &meta)
         }
         // Another connection created it between our lookup and our create.

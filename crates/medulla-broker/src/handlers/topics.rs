@@ -134,9 +134,6 @@ pub async fn create(
                 .await;
         results.push(match outcome {
             Ok(meta) => {
-                if !validate_only {
-                    tracing::info!(topic = %meta.name, partitions, "created topic");
-                }
                 let described = if version >= 5 {
                     let defaults = broker.log().broker_defaults();
                     Some(
@@ -228,10 +225,7 @@ pub async fn delete(
             .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
             .with_topic_id(meta.id);
         responses.push(match outcome {
-            Ok(()) => {
-                tracing::info!(topic = %meta.name, "deleted topic");
-                result
-            }
+            Ok(()) => result,
             Err(e) => result
                 .with_error_code(kafka_code(&e))
                 .with_error_message(Some(StrBytes::from_string(kafka_message(&e)))),
