@@ -543,7 +543,9 @@ const DEFS: &[Def] = &[
     Def {
         name: "message.timestamp.after.max.ms",
         kind: Kind::Long,
-        default: Some(LONG_MAX),
+        // Kafka 4.x (ServerLogConfigs.LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT): one hour.
+        // Kafka 3.x had Long.MAX_VALUE.
+        default: Some("3600000"),
         check: Check::AtLeast(0),
         broker: &[("log.message.timestamp.after.max.ms", Unit::Same)],
         internal: false,

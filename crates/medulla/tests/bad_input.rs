@@ -80,19 +80,23 @@ fn api_versions(s: &mut TcpStream, version: i16) -> ApiVersionsResponse {
 }
 
 fn batch(values: &[&[u8]]) -> Bytes {
+    batch_with(values, 1_700_000_000_000, false)
+}
+
+fn batch_with(values: &[&[u8]], timestamp: i64, control: bool) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
             transactional: false,
-            control: false,
+            control,
             partition_leader_epoch: 0,
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: -1,
-            timestamp: 1_700_000_000_000,
+            timestamp,
             key: Some(Bytes::from_static(b"k")),
             value: Some(Bytes::copy_from_slice(v)),
             headers: Default::default(),
@@ -254,6 +258,25 @@ fn corrupt_and_oversized_batches_are_refused_and_nothing_is_appended() {
     let r = produce(&mut s, &topic, batch(&[b"fourth"]));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     assert_eq!(r.responses[0].partition_responses[0].base_offset, 1);
+    // A timestamp two hours ahead breaks message.timestamp.after.max.ms (1 h): INVALID_TIMESTAMP (32).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = produce(
+        &mut s,
+        &topic,
+        batch_with(&[b"future"], now_ms + 2 * 3_600_000, false),
+    );
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 32);
+    // Clients may not write control batches: INVALID_RECORD (87).
+    let r = produce(&mut s, &topic, batch_with(&[b"marker"], now_ms, true));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 87);
+    let r = produce(&mut s, &topic, batch(&[b"fifth"]));
+    assert_eq!(
+        r.responses[0].partition_responses[0].base_offset, 2,
+        "refused batches took no offsets"
+    );
     // Unknown topic.
     let r = produce(&mut s, "no-such-topic-here", batch(&[b"x"]));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 3);

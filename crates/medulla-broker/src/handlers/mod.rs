@@ -28,6 +28,8 @@ use crate::broker::Broker;
 pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>;
 
 /// What a request produced.
+// Moved once per request; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
     /// The response, ready.
     Now(ResponseKind),

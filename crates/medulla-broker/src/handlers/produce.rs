@@ -99,16 +99,22 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                 ),
                 (Some(name), Some(records)) => match broker.log().partition(&name.0, p.index) {
                     None => Outcome::Failed(ResponseError::UnknownTopicOrPartition.code(), None),
-                    Some(log) => {
-                        let log2 = log.clone();
-                        match blocking(move || log2.append(&records)).await {
-                            Ok(info) => Outcome::Appended(log, info),
-                            Err(e) => {
-                                log_refusal(&name.0, p.index, &e);
-                                Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                    Some(log) => match client_batch_policy(broker, &name.0, &records) {
+                        Err((code, message)) => {
+                            tracing::warn!(topic = %name.0.as_str(), partition = p.index, "produce refused: {message}");
+                            Outcome::Failed(code, Some(message))
+                        }
+                        Ok(()) => {
+                            let log2 = log.clone();
+                            match blocking(move || log2.append(&records)).await {
+                                Ok(info) => Outcome::Appended(log, info),
+                                Err(e) => {
+                                    log_refusal(&name.0, p.index, &e);
+                                    Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                                }
                             }
                         }
-                    }
+                    },
                 },
             };
             parts.push((p.index, outcome));
@@ -156,6 +162,66 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
         }
         ResponseKind::Produce(build(topics))
     }))
+}
+
+/// What Kafka refuses from clients that the log accepts from the broker itself: control
+/// batches (transaction markers are the coordinator's to write: INVALID_RECORD), and on
+/// CreateTime topics timestamps outside `message.timestamp.before.max.ms` /
+/// `message.timestamp.after.max.ms` of now (INVALID_TIMESTAMP). Kafka checks each record's
+/// timestamp; a v2 batch carries its first (base) and largest (max) timestamp, which is
+/// what is checked here. Malformed bytes pass through, for the log to refuse precisely.
+fn client_batch_policy(
+    broker: &Broker,
+    topic: &str,
+    mut records: &[u8],
+) -> Result<(), (i16, String)> {
+    let Some(meta) = broker.log().topic(topic) else {
+        return Ok(());
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let config = &meta.config;
+    while !records.is_empty() {
+        let Ok(header) = medulla_log::batch::parse_header(records) else {
+            return Ok(());
+        };
+        if header.is_control() {
+            return Err((
+                ResponseError::InvalidRecord.code(),
+                "control batches may not be produced by clients".into(),
+            ));
+        }
+        if !config.log_append_time {
+            for ts in [header.base_timestamp, header.max_timestamp] {
+                if ts >= 0 && now_ms.saturating_sub(ts) > config.message_timestamp_before_max_ms {
+                    return Err((
+                        ResponseError::InvalidTimestamp.code(),
+                        format!(
+                            "timestamp {ts} is more than message.timestamp.before.max.ms={} before now",
+                            config.message_timestamp_before_max_ms
+                        ),
+                    ));
+                }
+                if ts.saturating_sub(now_ms) > config.message_timestamp_after_max_ms {
+                    return Err((
+                        ResponseError::InvalidTimestamp.code(),
+                        format!(
+                            "timestamp {ts} is more than message.timestamp.after.max.ms={} after now",
+                            config.message_timestamp_after_max_ms
+                        ),
+                    ));
+                }
+            }
+        }
+        let size = header.size_bytes();
+        if size > records.len() {
+            return Ok(());
+        }
+        records = &records[size..];
+    }
+    Ok(())
 }
 
 fn log_refusal(topic: &str, partition: i32, e: &LogError) {

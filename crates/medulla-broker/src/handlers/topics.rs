@@ -256,20 +256,19 @@ pub async fn create_partitions(
             );
             continue;
         }
-        if let Some(assignments) = &topic.assignments {
-            if assignments
+        if let Some(assignments) = &topic.assignments
+            && assignments
                 .iter()
                 .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id()))
-            {
-                results.push(
-                    result
-                        .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                        .with_error_message(Some(StrBytes::from_static_str(
-                            "assignments may only name this broker",
-                        ))),
-                );
-                continue;
-            }
+        {
+            results.push(
+                result
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "assignments may only name this broker",
+                    ))),
+            );
+            continue;
         }
         if topic.count <= 0 {
             results.push(

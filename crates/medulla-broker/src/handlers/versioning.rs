@@ -63,11 +63,9 @@ pub fn fit(response: &mut ResponseKind, version: i16) {
                 }
             }
         }
-        ResponseKind::ListOffsets(r) => {
-            if version < 4 {
-                for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
-                    p.leader_epoch = -1;
-                }
+        ResponseKind::ListOffsets(r) if version < 4 => {
+            for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                p.leader_epoch = -1;
             }
         }
         ResponseKind::Metadata(r) => {
@@ -129,12 +127,10 @@ pub fn fit(response: &mut ResponseKind, version: i16) {
                 }
             }
         }
-        ResponseKind::DescribeConfigs(r) => {
-            if version < 3 {
-                for c in r.results.iter_mut().flat_map(|x| x.configs.iter_mut()) {
-                    c.config_type = 0;
-                    c.documentation = None;
-                }
+        ResponseKind::DescribeConfigs(r) if version < 3 => {
+            for c in r.results.iter_mut().flat_map(|x| x.configs.iter_mut()) {
+                c.config_type = 0;
+                c.documentation = None;
             }
         }
         ResponseKind::DescribeCluster(r) => {
