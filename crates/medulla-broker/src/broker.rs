@@ -1,12 +1,14 @@
 //! The broker's shared state: one cheap-to-clone handle around `Arc<Shared>`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use medulla_log::LogManager;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::dynamic::{self, DynamicConfigs, Scope};
 
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ struct Shared {
     advertised_host: String,
     advertised_port: u16,
     shutdown: watch::Receiver<bool>,
+    /// Dynamic broker configs; the lock also serialises their changes.
+    dynamic: Mutex<DynamicConfigs>,
 }
 
 impl Broker {
@@ -32,6 +36,7 @@ impl Broker {
         advertised_host: String,
         advertised_port: u16,
         shutdown: watch::Receiver<bool>,
+        dynamic: DynamicConfigs,
     ) -> Broker {
         Broker {
             shared: Arc::new(Shared {
@@ -41,8 +46,55 @@ impl Broker {
                 advertised_host,
                 advertised_port,
                 shutdown,
+                dynamic: Mutex::new(dynamic),
             }),
         }
+    }
+
+    /// The dynamic broker configs in force.
+    pub fn dynamic_configs(&self) -> DynamicConfigs {
+        self.shared
+            .dynamic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the dynamic configs of `scope` with `change`, validates the result against
+    /// every topic, persists it and applies it (unless `validate_only`). Blocking: call
+    /// it off the async workers. Errors are messages for INVALID_CONFIG.
+    pub fn alter_dynamic(
+        &self,
+        scope: Scope,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let mut current = self
+            .shared
+            .dynamic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut next = current.clone();
+        change(next.scope_mut(scope))?;
+        dynamic::check_keys(next.scope_mut(scope).keys().map(String::as_str))?;
+        let effective = next.effective(&self.shared.config);
+        let defaults =
+            medulla_log::config::broker_log_defaults(&effective).map_err(|e| e.to_string())?;
+        self.shared
+            .log
+            .set_broker_defaults(defaults.clone(), true)
+            .map_err(|e| e.to_string())?;
+        if validate_only {
+            return Ok(());
+        }
+        next.store(&self.shared.config.data_dir)
+            .map_err(|e| format!("cannot persist broker configs: {e}"))?;
+        self.shared
+            .log
+            .set_broker_defaults(defaults, false)
+            .map_err(|e| e.to_string())?;
+        *current = next;
+        Ok(())
     }
 
     /// The configuration.

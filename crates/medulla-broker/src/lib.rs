@@ -16,6 +16,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod dynamic;
 pub mod error;
 pub mod frame;
 pub mod handlers;
@@ -67,10 +68,17 @@ pub enum StartError {
 /// Opens storage, binds the listener and starts serving in the background.
 pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(medulla_log::LogError::Io)?;
+    let meta_error = |source| StartError::Meta {
+        path: config.data_dir.display().to_string(),
+        source,
+    };
+    // Dynamic broker configs (set through AlterConfigs) override the static ones.
+    let dynamic = dynamic::DynamicConfigs::load(&config.data_dir).map_err(meta_error)?;
+    let topic_defaults = medulla_log::config::broker_log_defaults(&dynamic.effective(&config))?;
     let log = LogManager::open(LogManagerOptions {
         data_dir: config.data_dir.clone(),
         fsync: config.fsync,
-        broker_defaults: config.topic_defaults.clone(),
+        broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
     })?;
     let cluster_id =
@@ -107,6 +115,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         advertised_host,
         advertised_port,
         rx.clone(),
+        dynamic,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

@@ -270,6 +270,14 @@ pub fn broker_log_defaults(
     Ok(out)
 }
 
+/// Every broker key that sets a topic-config default (`log.retention.ms`,
+/// `message.max.bytes`, …): the keys Kafka lets operators change at run time as dynamic
+/// broker configs, since they only feed topics' effective configs.
+pub fn broker_synonym_keys() -> impl Iterator<Item = &'static str> {
+    DEFS.iter()
+        .flat_map(|d| d.broker.iter().map(|(key, _)| *key))
+}
+
 /// Kafka's lower bounds of the hour-valued broker keys (`log.roll.hours` ≥ 1,
 /// `log.roll.jitter.hours` ≥ 0; the retention forms have none).
 fn unit_minimum(key: &str) -> Option<i64> {

@@ -122,7 +122,9 @@ pub struct LogManager {
     /// Holds the directory's flock until dropped.
     _lock: File,
     fsync: FsyncPolicy,
-    broker_defaults: BTreeMap<String, String>,
+    /// Replaced whole by [`LogManager::set_broker_defaults`]; read under `admin` by the
+    /// operations that resolve topic configs.
+    broker_defaults: RwLock<BTreeMap<String, String>>,
     clock: Arc<dyn Clock>,
     /// Shared with the flusher thread, which must not own the manager itself (the
     /// manager's drop, which releases the directory lock, has to happen on its owner's
@@ -239,7 +241,7 @@ impl LogManager {
             data_dir,
             _lock: lock_file,
             fsync,
-            broker_defaults,
+            broker_defaults: RwLock::new(broker_defaults),
             clock,
             topics: Arc::new(RwLock::new(topics)),
             admin: Mutex::new(()),
@@ -454,7 +456,7 @@ impl LogManager {
         self.check_open()?;
         validate_topic_name(name)?;
         Self::check_partition_count(partitions)?;
-        let config = Arc::new(TopicConfig::resolve(&self.broker_defaults, configs)?);
+        let config = Arc::new(TopicConfig::resolve(&self.broker_defaults(), configs)?);
         let _admin = lock(&self.admin);
         {
             let topics = self.read_topics();
@@ -616,7 +618,7 @@ impl LogManager {
                 overrides
             }
         };
-        let config = Arc::new(TopicConfig::resolve(&self.broker_defaults, &overrides)?);
+        let config = Arc::new(TopicConfig::resolve(&self.broker_defaults(), &overrides)?);
         let updated = TopicEntry {
             id: entry.id,
             config: Arc::clone(&config),
@@ -674,7 +676,56 @@ impl LogManager {
 
     /// The broker-level topic-config defaults in force.
     pub fn broker_defaults(&self) -> BTreeMap<String, String> {
-        self.broker_defaults.clone()
+        self.broker_defaults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the broker-level topic-config defaults (dynamic broker configs) and
+    /// re-resolves every topic's effective config against them. All or nothing: if any
+    /// topic's config would be invalid, nothing changes. Persisting the broker settings
+    /// is the caller's job; topic overrides are untouched.
+    pub fn set_broker_defaults(
+        &self,
+        defaults: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> crate::Result<()> {
+        self.check_open()?;
+        let _admin = lock(&self.admin);
+        TopicConfig::resolve(&defaults, &BTreeMap::new())?;
+        let current: Vec<(String, Arc<TopicEntry>)> = self
+            .read_topics()
+            .iter()
+            .map(|(name, entry)| (name.clone(), Arc::clone(entry)))
+            .collect();
+        let mut resolved = Vec::with_capacity(current.len());
+        for (name, entry) in current {
+            let config = Arc::new(TopicConfig::resolve(&defaults, &entry.config.overrides)?);
+            resolved.push((name, entry, config));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        *self
+            .broker_defaults
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = defaults;
+        let mut topics = self.write_topics();
+        for (name, entry, config) in resolved {
+            for p in &entry.partitions {
+                p.set_config(Arc::clone(&config));
+            }
+            topics.insert(
+                name,
+                Arc::new(TopicEntry {
+                    id: entry.id,
+                    config,
+                    partitions: entry.partitions.clone(),
+                }),
+            );
+        }
+        Ok(())
     }
 
     /// The fsync policy in force.

@@ -372,3 +372,88 @@ async fn auto_created_topics_get_num_partitions_and_a_long_poll_wakes_on_produce
     });
     assert_eq!(m.payload(), Some(&b"late"[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_change_topic_defaults_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = topic_name("dynamic");
+    let broker = Medulla::start(dir.path(), &[]);
+    create_topic(&broker.addr, &topic, 1, &[]).await;
+    let a = admin(&broker.addr);
+    let retention = |a: AdminClient<DefaultClientContext>, t: String| async move {
+        let r = a
+            .describe_configs(&[ResourceSpecifier::Topic(&t)], &AdminOptions::new())
+            .await
+            .unwrap();
+        let c = r.into_iter().next().unwrap().unwrap();
+        c.get("retention.ms").and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        retention(admin(&broker.addr), topic.clone()).await,
+        Some("604800000".to_owned())
+    );
+
+    // A static key is read-only: INVALID_CONFIG, nothing changes. (Checked with our own
+    // protocol client: rust-rdkafka 0.39's alter_configs reports every resource as Ok and
+    // drops its error code.)
+    {
+        use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut c = medulla::admin::Client::connect(&broker.addr).await.unwrap();
+        let r = c
+            .send(IncrementalAlterConfigsRequest::default().with_resources(
+                vec![AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("num.partitions"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("9")))])],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.responses[0].error_code, 40, "INVALID_CONFIG");
+        assert!(
+            r.responses[0]
+                .error_message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("dynamically")
+        );
+    }
+    // A log key is dynamic: every topic without an override follows it at once.
+    let r = a
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Broker(1)).set("log.retention.ms", "3600000")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(
+        retention(admin(&broker.addr), topic.clone()).await,
+        Some("3600000".to_owned())
+    );
+    let described = a
+        .describe_configs(&[ResourceSpecifier::Broker(1)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let described = described.into_iter().next().unwrap().unwrap();
+    let entry = described.get("log.retention.ms").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("3600000"));
+    assert_eq!(entry.source, rdkafka::admin::ConfigSource::DynamicBroker);
+    assert!(!entry.is_read_only);
+    assert!(described.get("num.partitions").unwrap().is_read_only);
+    drop(a);
+
+    // It survives a restart.
+    assert!(broker.terminate().success());
+    let broker = Medulla::start(dir.path(), &[]);
+    assert_eq!(
+        retention(admin(&broker.addr), topic.clone()).await,
+        Some("3600000".to_owned())
+    );
+}

@@ -510,3 +510,42 @@ fn a_damaged_topic_file_stops_the_open() {
         Err(LogError::Io(_))
     ));
 }
+
+#[test]
+fn broker_defaults_change_at_run_time_under_topic_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    manager
+        .create_topic("plain", 1, &BTreeMap::new(), false)
+        .unwrap();
+    manager
+        .create_topic("pinned", 1, &map(&[("retention.ms", "1000")]), false)
+        .unwrap();
+    // validate_only changes nothing; an invalid value changes nothing.
+    manager
+        .set_broker_defaults(map(&[("retention.ms", "5000")]), true)
+        .unwrap();
+    assert_eq!(
+        manager.topic("plain").unwrap().config.retention_ms,
+        604_800_000
+    );
+    assert!(matches!(
+        manager.set_broker_defaults(map(&[("retention.ms", "-7")]), false),
+        Err(LogError::InvalidConfig(_))
+    ));
+    assert_eq!(
+        manager.topic("plain").unwrap().config.retention_ms,
+        604_800_000
+    );
+    // Applied: the default moves, the override stays, new topics get the new default.
+    manager
+        .set_broker_defaults(map(&[("retention.ms", "5000")]), false)
+        .unwrap();
+    assert_eq!(manager.topic("plain").unwrap().config.retention_ms, 5000);
+    assert_eq!(manager.topic("pinned").unwrap().config.retention_ms, 1000);
+    manager
+        .create_topic("later", 1, &BTreeMap::new(), false)
+        .unwrap();
+    assert_eq!(manager.topic("later").unwrap().config.retention_ms, 5000);
+    assert_eq!(manager.broker_defaults(), map(&[("retention.ms", "5000")]));
+}
