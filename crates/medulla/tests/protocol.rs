@@ -1,0 +1,214 @@
+//! Protocol-level guarantees over raw sockets: pipelined requests are answered in order,
+//! `max.connections` bounds connections, the advertised address is the one given, and
+//! retention runs on a live broker.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{Medulla, cli, wait_for};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use medulla::admin::Client;
+
+fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("protocol-test")))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let n = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&n.to_be_bytes());
+    buf.to_vec()
+}
+
+fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body)?;
+    Ok(Bytes::from(body))
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_request_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let mut s = TcpStream::connect(&broker.addr).unwrap();
+    s.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    // 200 requests of mixed kinds in one write, before reading anything: more than the
+    // default in-flight limit (64), so the broker must also push back without losing any.
+    let mut batch = Vec::new();
+    for id in 0..200 {
+        if id % 3 == 0 {
+            let topic = MetadataRequestTopic::default().with_name(Some(TopicName(
+                StrBytes::from_string(format!("pipe-{}", id % 5)),
+            )));
+            batch.extend(frame(
+                ApiKey::Metadata,
+                12,
+                id,
+                &MetadataRequest::default().with_topics(Some(vec![topic])),
+            ));
+        } else {
+            batch.extend(frame(
+                ApiKey::ApiVersions,
+                3,
+                id,
+                &ApiVersionsRequest::default(),
+            ));
+        }
+    }
+    s.write_all(&batch).unwrap();
+    for id in 0..200 {
+        let mut body = read_frame(&mut s).unwrap();
+        let (api, version) = if id % 3 == 0 {
+            (ApiKey::Metadata, 12)
+        } else {
+            (ApiKey::ApiVersions, 3)
+        };
+        let header =
+            ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, id, "responses out of order");
+        if api == ApiKey::Metadata {
+            let md = MetadataResponse::decode(&mut body, version).unwrap();
+            assert_eq!(md.topics.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn max_connections_bounds_the_connections_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &["--override", "max.connections=2"]);
+    let ask = |s: &mut TcpStream| -> std::io::Result<()> {
+        s.write_all(&frame(
+            ApiKey::ApiVersions,
+            3,
+            1,
+            &ApiVersionsRequest::default(),
+        ))?;
+        read_frame(s).map(|_| ())
+    };
+    let mut a = TcpStream::connect(&broker.addr).unwrap();
+    let mut b = TcpStream::connect(&broker.addr).unwrap();
+    ask(&mut a).unwrap();
+    ask(&mut b).unwrap();
+    // The third is accepted by the OS but not served while two are open.
+    let mut c = TcpStream::connect(&broker.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        ask(&mut c).is_err(),
+        "a third connection was served with max.connections=2"
+    );
+    // Once one closes, the waiting one is served.
+    drop(a);
+    c.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    let mut body = read_frame(&mut c).expect("served after a slot freed");
+    assert_eq!(
+        ResponseHeader::decode(&mut body, 0).unwrap().correlation_id,
+        1
+    );
+    ask(&mut b).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advertised_address_is_the_one_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // By default: the bound address, never `localhost`.
+    let broker = Medulla::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker.addr).await.unwrap();
+    let md = c
+        .send(MetadataRequest::default().with_topics(Some(vec![])))
+        .await
+        .unwrap();
+    let (host, port) = broker.addr.rsplit_once(':').unwrap();
+    assert_eq!(md.brokers.len(), 1);
+    assert_eq!(md.brokers[0].host.as_str(), host);
+    assert_eq!(md.brokers[0].port.to_string(), port);
+    drop(c);
+    assert!(broker.terminate().success());
+
+    let broker = Medulla::start(
+        dir.path(),
+        &["--advertise", "medulla.hospital.example:19092"],
+    );
+    let mut c = Client::connect(&broker.addr).await.unwrap();
+    let md: MetadataResponse = c
+        .send(MetadataRequest::default().with_topics(Some(vec![])))
+        .await
+        .unwrap();
+    assert_eq!(md.brokers[0].host.as_str(), "medulla.hospital.example");
+    assert_eq!(md.brokers[0].port, 19092);
+}
+
+#[test]
+fn retention_deletes_old_segments_on_a_live_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(
+        dir.path(),
+        &["--override", "log.retention.check.interval.ms=100"],
+    );
+    let b = broker.addr.as_str();
+    // Small segments (Kafka's test-only internal.segment.bytes) and 4 KiB of retention.
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        "vitals",
+        "--partitions",
+        "1",
+        "--config",
+        "internal.segment.bytes=2048",
+        "--config",
+        "retention.bytes=4096",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    let producer: rdkafka::producer::BaseProducer = common::client_config(b)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    // One batch per record: 30 batches of ~370 bytes make about five 2 KiB segments.
+    for i in 0..30 {
+        let payload = format!("heart-rate {i} ").repeat(20);
+        producer
+            .send(
+                rdkafka::producer::BaseRecord::to("vitals")
+                    .key("bed-7")
+                    .payload(&payload),
+            )
+            .unwrap();
+        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10)).unwrap();
+    }
+    // The retention task advances the log start offset by deleting whole segments.
+    let consumer: rdkafka::consumer::BaseConsumer = common::client_config(b)
+        .set("group.id", "unused")
+        .create()
+        .unwrap();
+    let (low, high) = wait_for("retention to delete segments", || {
+        let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+            &consumer,
+            "vitals",
+            0,
+            Duration::from_secs(10),
+        )
+        .ok()?;
+        (low > 0).then_some((low, high))
+    });
+    assert_eq!(high, 30);
+    assert!(low < 30, "the active segment is never deleted");
+}
