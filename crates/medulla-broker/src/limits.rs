@@ -18,8 +18,10 @@ pub const CONNECTIONS_DEFAULT: usize = 10_000;
 /// Longest a Fetch may wait for data (`max.wait.ms` is capped here).
 pub const FETCH_WAIT_MS_MAX: u64 = 5 * 60 * 1000;
 
-/// Bytes one Fetch response may carry, whatever the client's `max_bytes`.
-pub const FETCH_RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Bytes one Fetch response may carry, whatever the client's `max_bytes`: Apache Kafka's
+/// broker `fetch.max.bytes` default (55 MiB). Each response is held in memory until the
+/// client reads it, so this bounds a connection's fetch memory (one Fetch at a time).
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
 
 /// Topics one CreateTopics / DeleteTopics / CreatePartitions request may name.
 pub const ADMIN_TOPICS_PER_REQUEST_MAX: usize = 10_000;

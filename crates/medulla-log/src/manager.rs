@@ -525,7 +525,9 @@ impl LogManager {
         let trash = self
             .data_dir
             .join(TRASH_DIR)
-            .join(format!("{name}-{}", uuid::Uuid::new_v4()));
+            // By uuid alone: `{name}-{uuid}` exceeds the 255-byte file-name limit for
+            // names longer than 218 characters (Kafka allows 249).
+            .join(uuid::Uuid::new_v4().to_string());
         if let Err(e) = std::fs::rename(topics_dir.join(name), &trash) {
             for p in &entry.partitions {
                 p.reopen();
@@ -784,7 +786,7 @@ impl LogManager {
         // directory is marked clean.
         let mut first_error = None;
         for partition in &partitions {
-            if let Err(e) = partition.flush() {
+            if let Err(e) = partition.flush_final() {
                 first_error.get_or_insert(e);
             }
         }

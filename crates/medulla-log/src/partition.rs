@@ -494,17 +494,24 @@ impl PartitionLog {
         if self.durable_offset.load(Ordering::SeqCst) >= end_offset {
             return Ok(());
         }
-        self.flush_locked()
+        self.flush_locked(false)
     }
 
     /// One fsync pass: data of the active segment and of rolled-but-unsynced segments
     /// (with their indexes), then the new durable offset and recovery point.
     pub(crate) fn flush(&self) -> crate::Result<()> {
         let _flushing = lock(&self.flush_lock);
-        self.flush_locked()
+        self.flush_locked(false)
     }
 
-    fn flush_locked(&self) -> crate::Result<()> {
+    /// The last flush before a clean shutdown: also syncs the active segment's indexes,
+    /// which the next open trusts without a scan.
+    pub(crate) fn flush_final(&self) -> crate::Result<()> {
+        let _flushing = lock(&self.flush_lock);
+        self.flush_locked(true)
+    }
+
+    fn flush_locked(&self, with_active_indexes: bool) -> crate::Result<()> {
         if self.status() == Status::Failed {
             return Err(self.failed_error());
         }
@@ -524,11 +531,11 @@ impl PartitionLog {
                     files.push(Arc::clone(segment.log_file()));
                     segment.dirty = false;
                 }
+                if (!active || with_active_indexes) && segment.index_dirty {
+                    files.extend(segment.index_files().into_iter().cloned());
+                    segment.index_dirty = false;
+                }
                 if !active {
-                    if segment.index_dirty {
-                        files.extend(segment.index_files().into_iter().cloned());
-                        segment.index_dirty = false;
-                    }
                     sealed_synced = true;
                 }
             }
@@ -546,7 +553,11 @@ impl PartitionLog {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.durable_offset.fetch_max(target, Ordering::SeqCst);
+        // A deleted partition's directory may already be a new topic's of the same name:
+        // never write a checkpoint there. (`mark_deleted` waits for a flush in progress, so
+        // a flush that passed this check finishes before the directory is renamed away.)
         if let Some(point) = recovery_point
+            && self.status() != Status::Deleted
             && point > self.recovery_point.load(Ordering::SeqCst)
         {
             fsutil::write_checkpoint(&self.dir.join(RECOVERY_POINT_CHECKPOINT), point)?;
@@ -873,6 +884,7 @@ impl PartitionLog {
     /// The topic is being deleted: refuse everything from now on.
     pub(crate) fn mark_deleted(&self) {
         self.status.store(Status::Deleted as u8, Ordering::SeqCst);
+        drop(lock(&self.flush_lock));
         drop(lock(&self.state));
     }
 

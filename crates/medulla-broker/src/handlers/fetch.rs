@@ -96,9 +96,25 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
         .iter()
         .filter_map(|w| w.log.as_ref().ok().map(|l| l.watch_end()))
         .collect();
+    let wanted = Arc::new(wanted);
     let mut shutdown = broker.shutdown_signal();
     loop {
-        let (parts, total, any_error) = read_all(&wanted, max_bytes);
+        // Re-arm before reading: an append that lands during the read then wakes the wait
+        // below instead of being forgotten.
+        for w in &mut watches {
+            w.mark_unchanged();
+        }
+        // Segment reads are blocking file I/O: keep them off the async workers.
+        let reading = Arc::clone(&wanted);
+        let (parts, total, any_error) =
+            match tokio::task::spawn_blocking(move || read_all(&reading, max_bytes)).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(error = %e, "fetch read task failed");
+                    return FetchResponse::default()
+                        .with_error_code(ResponseError::UnknownServerError.code());
+                }
+            };
         let done = total >= min_bytes.max(1) && total > 0
             || any_error
             || min_bytes == 0
@@ -110,9 +126,6 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
                 topics[w.topic_index].partitions.push(data);
             }
             return FetchResponse::default().with_responses(topics);
-        }
-        for w in &mut watches {
-            w.mark_unchanged();
         }
         let changed = futures_any(&mut watches);
         tokio::select! {
@@ -165,28 +178,30 @@ fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionData>, usize, 
                 // KIP-74: the first batch of the first non-empty partition is returned even
                 // if it is larger than the limits, so a big batch never stalls a consumer.
                 let min_one_batch = total == 0;
+                let read = if limit == 0 && !min_one_batch {
+                    Ok(Bytes::new())
+                } else {
+                    log.read(w.fetch_offset, limit, min_one_batch)
+                };
+                // The watermarks are read after the data, so they are never below an
+                // offset the response carries.
                 let hwm = log.log_end_offset();
-                let lso = hwm;
                 let base = data
                     .with_high_watermark(hwm)
-                    .with_last_stable_offset(lso)
+                    .with_last_stable_offset(hwm)
                     .with_log_start_offset(log.log_start_offset());
-                if limit == 0 && !min_one_batch {
-                    base.with_records(Some(Bytes::new()))
-                } else {
-                    match log.read(w.fetch_offset, limit, min_one_batch) {
-                        Ok(bytes) => {
-                            total += bytes.len();
-                            base.with_records(Some(bytes))
+                match read {
+                    Ok(bytes) => {
+                        total += bytes.len();
+                        base.with_records(Some(bytes))
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                            tracing::error!(topic = log.topic(), partition = w.partition, error = %e, "read failed");
                         }
-                        Err(e) => {
-                            any_error = true;
-                            if !matches!(e, LogError::OffsetOutOfRange { .. }) {
-                                tracing::error!(topic = log.topic(), partition = w.partition, error = %e, "read failed");
-                            }
-                            base.with_error_code(kafka_code(&e))
-                                .with_records(Some(Bytes::new()))
-                        }
+                        base.with_error_code(kafka_code(&e))
+                            .with_records(Some(Bytes::new()))
                     }
                 }
             }

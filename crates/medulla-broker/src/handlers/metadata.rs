@@ -18,6 +18,14 @@ use crate::broker::Broker;
 use crate::error::kafka_code;
 use crate::handlers::blocking;
 
+/// Kafka's own internal topics (clients such as the Java admin hide them from listings);
+/// any other name, even one starting with `__`, is a user topic.
+const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
 /// Kafka's "authorized operations not requested" value.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
@@ -39,6 +47,17 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
             .map(|t| topic_entry(broker, t))
             .collect(),
         Some(list) => {
+            // Kafka answers each topic once however often it is named: without this a small
+            // request naming a big topic 100,000 times would build a huge response.
+            let mut seen_names = std::collections::HashSet::new();
+            let mut seen_ids = std::collections::HashSet::new();
+            let list: Vec<_> = list
+                .into_iter()
+                .filter(|t| match &t.name {
+                    Some(n) => seen_names.insert(n.0.clone()),
+                    None => seen_ids.insert(t.topic_id),
+                })
+                .collect();
             let mut out = Vec::with_capacity(list.len());
             for t in list {
                 let entry = match t.name {
@@ -113,7 +132,7 @@ fn topic_entry(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
         .with_topic_id(meta.id)
-        .with_is_internal(meta.name.starts_with("__"))
+        .with_is_internal(INTERNAL_TOPICS.contains(&meta.name.as_str()))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

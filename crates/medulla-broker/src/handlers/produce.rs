@@ -99,7 +99,7 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                 ),
                 (Some(name), Some(records)) => match broker.log().partition(&name.0, p.index) {
                     None => Outcome::Failed(ResponseError::UnknownTopicOrPartition.code(), None),
-                    Some(log) => match client_batch_policy(broker, &name.0, &records) {
+                    Some(log) => match client_batch_policy(broker, &name.0, &records, acks) {
                         Err((code, message)) => {
                             tracing::warn!(topic = %name.0.as_str(), partition = p.index, "produce refused: {message}");
                             Outcome::Failed(code, Some(message))
@@ -164,7 +164,9 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
     }))
 }
 
-/// What Kafka refuses from clients that the log accepts from the broker itself: control
+/// What Kafka refuses before appending: `acks=all` with `min.insync.replicas` above the
+/// one replica there is (NOT_ENOUGH_REPLICAS); and what it refuses from clients that the
+/// log accepts from the broker itself: control
 /// batches (transaction markers are the coordinator's to write: INVALID_RECORD), and on
 /// CreateTime topics timestamps outside `message.timestamp.before.max.ms` /
 /// `message.timestamp.after.max.ms` of now (INVALID_TIMESTAMP). Kafka checks each record's
@@ -174,6 +176,7 @@ fn client_batch_policy(
     broker: &Broker,
     topic: &str,
     mut records: &[u8],
+    acks: i16,
 ) -> Result<(), (i16, String)> {
     let Some(meta) = broker.log().topic(topic) else {
         return Ok(());
@@ -183,6 +186,17 @@ fn client_batch_policy(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let config = &meta.config;
+    // One replica is the whole in-sync set: acks=all cannot be met when the topic asks for
+    // more, and Kafka refuses before appending.
+    if acks == -1 && config.min_insync_replicas > 1 {
+        return Err((
+            ResponseError::NotEnoughReplicas.code(),
+            format!(
+                "min.insync.replicas={} but this single-node broker has 1 in-sync replica",
+                config.min_insync_replicas
+            ),
+        ));
+    }
     while !records.is_empty() {
         let Ok(header) = medulla_log::batch::parse_header(records) else {
             return Ok(());

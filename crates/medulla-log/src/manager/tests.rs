@@ -549,3 +549,41 @@ fn broker_defaults_change_at_run_time_under_topic_overrides() {
     assert_eq!(manager.topic("later").unwrap().config.retention_ms, 5000);
     assert_eq!(manager.broker_defaults(), map(&[("retention.ms", "5000")]));
 }
+
+#[test]
+fn the_longest_topic_names_can_be_deleted() {
+    // Regression: the trash entry was `{name}-{uuid}`, longer than a file name may be.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    let name = "a".repeat(249);
+    manager
+        .create_topic(&name, 1, &BTreeMap::new(), false)
+        .unwrap();
+    manager.delete_topic(&name).unwrap();
+    assert!(manager.topic(&name).is_none());
+}
+
+#[test]
+fn a_deleted_partition_never_writes_into_a_recreated_topic() {
+    // Regression: a flush of a stale handle wrote its recovery point into the new topic.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    let small = map(&[("internal.segment.bytes", "200")]);
+    manager.create_topic("t", 1, &small, false).unwrap();
+    let old = manager.partition("t", 0).unwrap();
+    for _ in 0..20 {
+        old.append(&simple_batch(3, START_MS)).unwrap();
+    }
+    let end = old.log_end_offset();
+    manager.delete_topic("t").unwrap();
+    manager
+        .create_topic("t", 1, &BTreeMap::new(), false)
+        .unwrap();
+    let _ = old.wait_durable(end);
+    let checkpoint = dir.path().join("topics/t/0/recovery-point");
+    let written = std::fs::read_to_string(&checkpoint).ok();
+    assert!(
+        written.as_deref().is_none_or(|v| v.trim() == "0"),
+        "stale checkpoint {written:?}"
+    );
+}

@@ -1001,10 +1001,11 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                // Medulla patch: `n` comes from the wire; never reserve more elements than there
-                // are bytes left (each element takes at least one), or a forged length aborts
-                // the process on allocation failure.
-                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
+                // Medulla patch: `n` comes from the wire. Reserve no more than the bytes left
+                // (each element takes at least one) and never more than 1024 up front (an
+                // element is ~100 bytes in memory): a forged length must not make the
+                // process reserve gigabytes; the Vec grows as real elements decode.
+                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()).min(1024));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1113,7 +1114,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             0 => Ok(None),
             n => {
                 // Medulla patch: see `Array`'s decoder.
-                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
+                let mut result =
+                    Vec::with_capacity(((n - 1) as usize).min(buf.remaining()).min(1024));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
