@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod dynamic;
 pub mod error;
+pub mod fds;
 pub mod frame;
 pub mod handlers;
 pub mod limits;
@@ -67,6 +68,8 @@ pub enum StartError {
 
 /// Opens storage, binds the listener and starts serving in the background.
 pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
+    let open_files_limit = fds::raise_limit();
+    tracing::info!(open_files_limit, "open-files limit");
     std::fs::create_dir_all(&config.data_dir).map_err(medulla_log::LogError::Io)?;
     let meta_error = |source| StartError::Meta {
         path: config.data_dir.display().to_string(),

@@ -99,6 +99,14 @@ async fn auto_create(broker: &Broker, name: TopicName) -> MetadataResponseTopic 
     let log = broker.log().clone();
     let partitions = broker.config().num_partitions;
     let topic = name.0.to_string();
+    if let Err(message) = crate::fds::check_room(u64::from(partitions)) {
+        tracing::warn!(topic, "not auto-creating: {message}");
+        return error_entry(
+            Some(name),
+            uuid::Uuid::nil(),
+            ResponseError::PolicyViolation.code(),
+        );
+    }
     match blocking(move || log.create_topic(&topic, partitions, &BTreeMap::new(), false)).await {
         Ok(meta) => {
             tracing::info!(topic = %meta.name, "topic auto-created by a Metadata request");

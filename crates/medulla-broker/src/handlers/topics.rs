@@ -127,6 +127,10 @@ pub async fn create(
             results.push(failed(ResponseError::InvalidConfig.code(), message));
             continue;
         }
+        if let Err(message) = crate::fds::check_room(partitions as u64) {
+            results.push(failed(ResponseError::PolicyViolation.code(), message));
+            continue;
+        }
         let log = broker.log().clone();
         let validate_only = request.validate_only;
         let outcome =
@@ -278,6 +282,20 @@ pub async fn create_partitions(
                         "partition count {} is not positive",
                         topic.count
                     )))),
+            );
+            continue;
+        }
+        let current = broker
+            .log()
+            .topic(&topic.name.0)
+            .map_or(0, |m| i64::from(m.partitions));
+        if let Err(message) =
+            crate::fds::check_room((i64::from(topic.count) - current).max(0) as u64)
+        {
+            results.push(
+                result
+                    .with_error_code(ResponseError::PolicyViolation.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
             );
             continue;
         }
