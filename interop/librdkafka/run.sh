@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Run librdkafka's own regression test suite against a Kafka-protocol broker.
+#
+#   interop/librdkafka/run.sh [--bootstrap HOST:PORT] [--all | TEST...]
+#
+#   (no TEST)      the tests in allowlist.txt
+#   TEST...        these test numbers (e.g. 0001 0017 or 0017_compression)
+#   --all          every test in librdkafka's table (tests/test.c) except the
+#                  manual 8xxx ones
+#   --bootstrap    use a running broker; without it a `target/release/medulla
+#                  serve` is started on a free loopback port with a fresh data
+#                  dir (and stopped at the end). It must already be built:
+#                  cargo build --release -p medulla
+#   --full         run without quick mode (-Q): more records, longer runs,
+#                  and no skipped SUB_TEST()s (see below)
+#   --list         print the test table (number, entries, local?) and exit
+#
+# Each test number runs in its own `test-runner` process (a test-runner timeout
+# SIGKILLs the whole process, and one hung test must not take the others with
+# it), in quick mode without socket-emulation tests (-Q -E), one entry at a
+# time (-p1). Quick mode silently skips every subtest declared with SUB_TEST()
+# rather than SUB_TEST_QUICK() and still reports PASS, so an allowlist line can
+# say `NNNN full` to run that one test without -Q. Numbers that have a broker
+# entry run with -L, so their `_local` / `_mock` siblings (librdkafka's
+# in-process mock cluster; they never touch our broker) are left out; numbers
+# with only local entries run with -l. Per-test logs, JSON reports, test.conf,
+# results.tsv and the broker's log go to target/interop-librdkafka/<UTC time>/.
+#
+# Exit status: 1 if an allowlisted test failed (or, when TESTs are named on the
+# command line, if any of them failed); 0 otherwise. SKIP is not a failure.
+#
+# Environment knobs: MEDULLA_CACHE (build cache, default ~/.cache/medulla),
+# MEDULLA_BIN (broker binary), RDK_TEST_TIMEOUT_S (per test, default 300),
+# RDK_TIMEOUT_MULTIPLIER (test.timeout.multiplier, default 1),
+# RDK_TEST_KAFKA_VERSION, TEST_DEBUG (passed through to test-runner, e.g.
+# TEST_DEBUG=protocol,broker,fetch).
+set -uo pipefail
+
+# The Kafka version our ApiVersions response claims. Tests gate features on it
+# (TEST_BRKVER), e.g. 4.x skips the MsgVersion 0/1 and fallback cases.
+KAFKA_VERSION="${RDK_TEST_KAFKA_VERSION:-4.1.0}"
+# The suite assumes auto-created topics get 4 partitions.
+NUM_PARTITIONS=4
+PER_TEST_TIMEOUT_S="${RDK_TEST_TIMEOUT_S:-300}"
+TIMEOUT_MULTIPLIER="${RDK_TIMEOUT_MULTIPLIER:-1}"
+BROKER_START_TIMEOUT_S=30
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
+allowlist="$here/allowlist.txt"
+
+usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+bootstrap=""
+mode="allowlist"
+list_only=0
+quick_flag="-Q"
+requested=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --bootstrap) bootstrap="${2:?--bootstrap needs HOST:PORT}"; shift 2 ;;
+        --bootstrap=*) bootstrap="${1#*=}"; shift ;;
+        --all) mode="all"; shift ;;
+        --list) list_only=1; shift ;;
+        --full) quick_flag=""; shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+        *) mode="named"; requested+=("$1"); shift ;;
+    esac
+done
+
+log() { echo "[librdkafka-suite] $*" >&2; }
+
+build="$("$here/build.sh" | tail -1)" || { log "librdkafka build failed"; exit 2; }
+tests_dir="$build/tests"
+
+# ---- the test table: "<number> <entry name> <local:0|1>" per entry ----------
+table="$(
+    awk '/^struct test tests\[\] = \{/ { on = 1; next } on && /^\};/ { exit } on' "$tests_dir/test.c" |
+        tr '\n' ' ' |
+        grep -o '_TEST( *[0-9][0-9a-zA-Z_]*, *[^,)]*' |
+        sed -E 's/^_TEST\( *//; s/, */ /' |
+        awk '{ name = $1; num = substr(name, 1, 4); loc = ($0 ~ /TEST_F_LOCAL/) ? 1 : 0;
+               print num, name, loc }'
+)"
+[[ -n "$table" ]] || { log "could not parse the test table in $tests_dir/test.c"; exit 2; }
+
+# entries_of NUM [-L|-l]: the entry names of a number (only broker / only local ones).
+entries_of() {
+    awk -v n="$1" -v scope="${2:-}" '$1 == n && !(scope == "-L" && $3) && !(scope == "-l" && !$3) { print $2 }' \
+        <<<"$table" | paste -sd, -
+}
+has_broker_entry() { awk -v n="$1" '$1 == n && $3 == 0 { f = 1 } END { exit !f }' <<<"$table"; }
+known_number() { awk -v n="$1" '$1 == n { f = 1 } END { exit !f }' <<<"$table"; }
+
+if [[ $list_only -eq 1 ]]; then
+    awk '{ printf "%s  %-50s %s\n", $1, $2, ($3 ? "local" : "broker") }' <<<"$table"
+    exit 0
+fi
+
+# Allowlisted numbers: first token of every non-comment line; a second token
+# `full` means "run without quick mode".
+allowlisted=""
+allow_full=""
+if [[ -f "$allowlist" ]]; then
+    allowlisted="$(sed 's/#.*//' "$allowlist" | awk 'NF { print $1 }')"
+    allow_full="$(sed 's/#.*//' "$allowlist" | awk 'NF && $2 == "full" { print $1 }')"
+fi
+is_allowlisted() { grep -qx "$1" <<<"$allowlisted"; }
+
+normalize() {
+    # "17", "0017", "0017_compression" -> "0017"
+    local t="${1%%_*}"
+    [[ "$t" =~ ^[0-9]+$ ]] || { echo ""; return; }
+    printf '%04d' "$((10#$t))"
+}
+
+case "$mode" in
+    allowlist) selected="$allowlisted" ;;
+    all) selected="$(awk '$1 !~ /^8/ { print $1 }' <<<"$table" | uniq)" ;;
+    named)
+        selected=""
+        for t in "${requested[@]}"; do
+            n="$(normalize "$t")"
+            if [[ -z "$n" ]] || ! known_number "$n"; then
+                log "no test $t in librdkafka's table (try --list)"
+                exit 2
+            fi
+            selected+="$n"$'\n'
+        done
+        ;;
+esac
+selected="$(grep -v '^$' <<<"$selected" | awk '!seen[$0]++')"
+[[ -n "$selected" ]] || { log "no tests selected"; exit 2; }
+
+# ---- run directory and broker ----------------------------------------------
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+run_dir="$repo_root/target/interop-librdkafka/$stamp"
+mkdir -p "$run_dir"
+broker_pid=""
+data_dir=""
+
+cleanup() {
+    if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
+        kill "$broker_pid" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$broker_pid" 2>/dev/null
+        wait "$broker_pid" 2>/dev/null
+    fi
+    [[ -n "$data_dir" ]] && rm -rf "$data_dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+        echo $((20000 + RANDOM % 20000))
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+if [[ -z "$bootstrap" ]]; then
+    broker_bin="${MEDULLA_BIN:-$repo_root/target/release/medulla}"
+    if [[ ! -x "$broker_bin" ]]; then
+        log "$broker_bin not found: build it first (cargo build --release -p medulla) or pass --bootstrap HOST:PORT"
+        exit 2
+    fi
+    port="$(free_port)"
+    data_dir="$(mktemp -d "${TMPDIR:-/tmp}/medulla-rdk-suite.XXXXXX")"
+    log "starting $broker_bin on 127.0.0.1:$port (data dir $data_dir, log $run_dir/broker.log)"
+    "$broker_bin" serve --data-dir "$data_dir" --kafka-listen "127.0.0.1:$port" \
+        --override "num.partitions=$NUM_PARTITIONS" >"$run_dir/broker.log" 2>&1 &
+    broker_pid=$!
+    deadline=$((SECONDS + BROKER_START_TIMEOUT_S))
+    until port_open 127.0.0.1 "$port"; do
+        if ! kill -0 "$broker_pid" 2>/dev/null; then
+            log "broker exited before accepting connections; last lines of its log:"
+            tail -20 "$run_dir/broker.log" >&2
+            exit 2
+        fi
+        if ((SECONDS >= deadline)); then
+            log "broker did not accept connections on port $port within ${BROKER_START_TIMEOUT_S}s"
+            exit 2
+        fi
+        sleep 0.2
+    done
+    bootstrap="127.0.0.1:$port"
+else
+    host="${bootstrap%:*}" port="${bootstrap##*:}"
+    port_open "$host" "$port" || { log "nothing accepts connections on $bootstrap"; exit 2; }
+fi
+
+conf="$run_dir/test.conf"
+cat >"$conf" <<EOF
+# Written by interop/librdkafka/run.sh
+bootstrap.servers=$bootstrap
+# Random topic names so reruns against one broker never see old data.
+test.topic.random=true
+test.timeout.multiplier=$TIMEOUT_MULTIPLIER
+EOF
+
+log "broker $bootstrap, TEST_KAFKA_VERSION=$KAFKA_VERSION, logs in $run_dir"
+log "$(wc -l <<<"$selected") test(s), ${PER_TEST_TIMEOUT_S}s timeout each"
+
+# ---- run ---------------------------------------------------------------------
+strip_ansi() { sed -E 's/\x1b\[[0-9;]*m//g'; }
+
+pass=0 fail=0 skip=0
+failed_allowlisted=()
+failed_other=()
+results="$run_dir/results.tsv"
+printf 'test\tverdict\tseconds\tallowlisted\tdetail\n' >"$results"
+
+for num in $selected; do
+    if has_broker_entry "$num"; then scope="-L"; else scope="-l"; fi
+    entries="$(entries_of "$num" "$scope")"
+    quick="$quick_flag"
+    if grep -qx "$num" <<<"$allow_full"; then quick=""; fi
+    test_log="$run_dir/$num.log"
+    report="$run_dir/$num.json"
+    rm -f "$report"
+
+    if [[ -n "$broker_pid" ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
+        verdict="FAIL" detail="broker is no longer running (see $run_dir/broker.log)" secs=0 rc=-1
+    else
+        start=$SECONDS
+        # The outer subshell swallows bash's "Aborted" job notice: test-runner
+        # abort()s (rc 134) when a failed test leaves client threads behind.
+        # LD_LIBRARY_PATH must point at this build: Debian's librdkafka1 (kcat's
+        # 2.0.2) would otherwise be picked up for librdkafka.so.1.
+        (
+            (
+                cd "$tests_dir" &&
+                    exec env TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
+                        RDKAFKA_TEST_CONF="$conf" TEST_REPORT="$report" \
+                        RDKAFKA_GITVER="medulla-interop" \
+                        LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+                        timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick -E -p1 "$scope"
+            ) >"$test_log" 2>&1
+            exit $? # (keeps bash from exec-ing the inner subshell in place)
+        ) 2>/dev/null
+        rc=$?
+        secs=$((SECONDS - start))
+
+        # Per-entry states from the JSON report (only entries of this number).
+        states=""
+        if [[ -f "$report" ]]; then
+            states="$(grep -o '"name": "'"$num"'_[^"]*", "state": "[A-Z]*"' "$report" |
+                sed -E 's/"name": "([^"]*)", "state": "([A-Z]*)"/\1 \2/')"
+        fi
+        n_passed=$(grep -c ' PASSED$' <<<"$states")
+        n_failed=$(grep -c -E ' (FAILED|RUNNING)$' <<<"$states")
+        # The summary table line of a failed / skipped entry carries the reason.
+        reason="$(strip_ansi <"$test_log" | grep -E "^\| *${num}_[^|]*\| *(FAILED|SKIPPED|RUNNING) *\|" |
+            awk -F'|' '{ r = $5; gsub(/^ +| +$/, "", r); n = $2; gsub(/ /, "", n); if (r != "") print n ": " r }' |
+            paste -sd';' - | cut -c1-300)"
+        # First failure message: '### Test "X" failed at file:line:func() at DATE: ###'
+        # followed by the message line.
+        first_failure="$(strip_ansi <"$test_log" | awk '
+            /^### Test ".*" failed at / && !done {
+                where = $0; sub(/^### Test "/, "", where); sub(/\(\) at .*/, "", where)
+                sub(/" failed at /, " at ", where); getline msg; print where ": " msg; done = 1 }' |
+            cut -c1-300)"
+        if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+            verdict="FAIL" detail="timed out (rc $rc; ${PER_TEST_TIMEOUT_S}s or the test's own timeout) ${first_failure:-$reason}"
+        elif [[ $rc -ne 0 || $n_failed -gt 0 ]]; then
+            verdict="FAIL" detail="rc $rc: ${first_failure:-$reason}"
+        elif [[ $n_passed -gt 0 ]]; then
+            verdict="PASS" detail=""
+        else
+            # No reason at all: test-runner skipped every entry silently, which
+            # (with TESTS and -L/-l chosen here) means they need another test
+            # scenario (tests/scenarios/, e.g. noautocreate).
+            verdict="SKIP" detail="${reason:-no entry ran (silently skipped: needs a non-default test scenario)}"
+        fi
+    fi
+
+    if is_allowlisted "$num"; then al="yes"; else al="no"; fi
+    case "$verdict" in
+        PASS) pass=$((pass + 1)) ;;
+        SKIP) skip=$((skip + 1)) ;;
+        FAIL)
+            fail=$((fail + 1))
+            if [[ "$al" == yes ]]; then failed_allowlisted+=("$num"); else failed_other+=("$num"); fi
+            ;;
+    esac
+    printf '%-4s  %s  %4ss  %-60s %s\n' "$verdict" "$num" "$secs" "$entries" "$detail"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$num" "$verdict" "$secs" "$al" "$detail" >>"$results"
+done
+
+echo
+echo "librdkafka suite against $bootstrap: $pass passed, $fail failed, $skip skipped (logs: $run_dir)"
+if [[ ${#failed_allowlisted[@]} -gt 0 ]]; then
+    echo "allowlisted tests that FAILED: ${failed_allowlisted[*]}"
+fi
+if [[ ${#failed_other[@]} -gt 0 ]]; then
+    echo "other tests that failed (not allowlisted): ${failed_other[*]}"
+fi
+
+if [[ ${#failed_allowlisted[@]} -gt 0 ]]; then
+    exit 1
+fi
+if [[ "$mode" == named && ${#failed_other[@]} -gt 0 ]]; then
+    exit 1
+fi
+exit 0
