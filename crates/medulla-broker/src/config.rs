@@ -117,6 +117,12 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Largest request frame accepted; a larger frame closes the connection.",
     ),
     key(
+        "connections.max.idle.ms",
+        Some("600000"),
+        5,
+        "Close connections idle for this long.",
+    ),
+    key(
         "max.connections",
         Some("10000"),
         3,
@@ -424,6 +430,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// `medulla.connection.inflight.max`.
     pub inflight_per_connection_max: usize,
+    /// `connections.max.idle.ms`.
+    pub connections_idle_max_ms: u64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
@@ -547,6 +555,12 @@ impl BrokerConfig {
             1,
             limits::INFLIGHT_REQUESTS_PER_CONNECTION_MAX as i64,
         )?;
+        let connections_idle_max_ms = parse_num::<u64>(
+            "connections.max.idle.ms",
+            &get("connections.max.idle.ms").unwrap_or_default(),
+            1,
+            i64::MAX,
+        )?;
         let retention_check_interval_ms = parse_num::<u64>(
             "log.retention.check.interval.ms",
             &get("log.retention.check.interval.ms").unwrap_or_default(),
@@ -602,6 +616,7 @@ impl BrokerConfig {
                 request_bytes_max,
                 connections_max,
                 inflight_per_connection_max,
+                connections_idle_max_ms,
                 retention_check_interval_ms,
                 fsync,
                 topic_defaults,

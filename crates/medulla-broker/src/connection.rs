@@ -10,33 +10,41 @@ use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::frame::{self, Decoded};
 use crate::handlers::{self, Reply, api_versions};
 
-/// A reply slot in the write queue: ready bytes, or a task computing them.
+/// A reply slot in the write queue: ready bytes, or a task computing them. A Fetch reply
+/// carries the connection's fetch permit until it is written.
 enum Slot {
     Ready(bytes::Bytes),
-    Pending(JoinHandle<Option<bytes::Bytes>>),
+    Pending(JoinHandle<Option<(bytes::Bytes, Option<OwnedSemaphorePermit>)>>),
 }
 
 /// Serves `stream` until the client leaves, a frame is bad, or the broker shuts down.
 pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Slot>(broker.config().inflight_per_connection_max);
+    // One Fetch at a time per connection holds its data (up to fetch.max.bytes) from the
+    // read until the client has it, as Kafka serves one request per connection at a time.
+    let fetch_gate = Arc::new(Semaphore::new(1));
 
-    let write_task = tokio::spawn(async move {
+    // The writer runs inside this connection's task (joined below, not spawned), so
+    // aborting the task at shutdown stops both halves.
+    let write_half = async move {
         while let Some(slot) = rx.recv().await {
-            let bytes = match slot {
-                Slot::Ready(b) => b,
+            let (bytes, _permit) = match slot {
+                Slot::Ready(b) => (b, None),
                 Slot::Pending(handle) => match handle.await {
-                    Ok(Some(b)) => b,
+                    Ok(Some(reply)) => reply,
                     // A reply that cannot be produced would desynchronise the client's
                     // correlation ids: close instead (the cause is already logged).
                     Ok(None) => return,
@@ -52,7 +60,20 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
             }
         }
         let _ = writer.shutdown().await;
-    });
+    };
+    let read_half = read_requests(broker, reader, tx, fetch_gate, peer);
+    tokio::join!(read_half, write_half);
+}
+
+/// Reads frames and runs each request's first phase, in order, queueing the replies.
+async fn read_requests(
+    broker: Broker,
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    tx: mpsc::Sender<Slot>,
+    fetch_gate: Arc<Semaphore>,
+    peer: SocketAddr,
+) {
+    let idle = std::time::Duration::from_millis(broker.config().connections_idle_max_ms);
 
     let max_bytes = broker.config().request_bytes_max;
     let mut shutdown = broker.shutdown_signal();
@@ -103,10 +124,18 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                                 }
                             }
                         }
-                        Reply::Later(pending) => Slot::Pending(tokio::spawn(async move {
-                            let response = pending.await;
-                            encode_or_log(api, version, correlation_id, response, peer)
-                        })),
+                        Reply::Later(pending) => {
+                            let gate = (api == ApiKey::Fetch).then(|| Arc::clone(&fetch_gate));
+                            Slot::Pending(tokio::spawn(async move {
+                                let permit = match gate {
+                                    Some(g) => g.acquire_owned().await.ok(),
+                                    None => None,
+                                };
+                                let response = pending.await;
+                                encode_or_log(api, version, correlation_id, response, peer)
+                                    .map(|b| (b, permit))
+                            }))
+                        }
                     }
                 }
                 Err(e) => {
@@ -121,6 +150,8 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
+        // Kafka's connections.max.idle.ms: a connection that sends nothing for that long
+        // is closed (a long poll is at most FETCH_WAIT_MS_MAX, far shorter).
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => break,
@@ -130,12 +161,14 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                     break;
                 }
             },
+            _ = tokio::time::sleep(idle) => {
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
             _ = shutdown.changed() => break,
         }
     }
-    drop(tx);
-    // Let in-flight replies finish and be written before the socket closes.
-    let _ = write_task.await;
+    // Dropping `tx` lets the writer finish the replies in flight, then close.
 }
 
 fn encode_or_log(

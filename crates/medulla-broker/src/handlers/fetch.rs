@@ -197,7 +197,14 @@ fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionData>, usize, 
                     }
                     Err(e) => {
                         any_error = true;
-                        if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                        // Out of range and a topic deleted under the fetch are ordinary
+                        // answers; anything else is worth an operator's attention.
+                        if !matches!(
+                            e,
+                            LogError::OffsetOutOfRange { .. }
+                                | LogError::UnknownTopic(_)
+                                | LogError::UnknownPartition { .. }
+                        ) {
                             tracing::error!(topic = log.topic(), partition = w.partition, error = %e, "read failed");
                         }
                         base.with_error_code(kafka_code(&e))
