@@ -22,6 +22,8 @@ apt_packages=(
     kcat
     # librdkafka's test suite (./configure --no-download && make -C tests); rapidjson for 3 tests
     build-essential pkg-config libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev rapidjson-dev
+    # bench/run.sh's yardsticks: durable disk bandwidth and loopback bandwidth
+    fio iperf3
     # `python3 -m venv` on Debian's python3
     python3-venv
 )
