@@ -4,43 +4,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use common::{Medulla, cli, wait_for};
+use common::{Medulla, cli, read_frame, request_frame, wait_for};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use medulla::admin::Client;
-
-fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("protocol-test")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let n = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&n.to_be_bytes());
-    buf.to_vec()
-}
-
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size)?;
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut body)?;
-    Ok(Bytes::from(body))
-}
 
 #[test]
 fn pipelined_requests_are_answered_in_request_order() {
@@ -56,14 +30,14 @@ fn pipelined_requests_are_answered_in_request_order() {
             let topic = MetadataRequestTopic::default().with_name(Some(TopicName(
                 StrBytes::from_string(format!("pipe-{}", id % 5)),
             )));
-            batch.extend(frame(
+            batch.extend(request_frame(
                 ApiKey::Metadata,
                 12,
                 id,
                 &MetadataRequest::default().with_topics(Some(vec![topic])),
             ));
         } else {
-            batch.extend(frame(
+            batch.extend(request_frame(
                 ApiKey::ApiVersions,
                 3,
                 id,
@@ -94,7 +68,7 @@ fn max_connections_bounds_the_connections_served() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Medulla::start(dir.path(), &["--override", "max.connections=2"]);
     let ask = |s: &mut TcpStream| -> std::io::Result<()> {
-        s.write_all(&frame(
+        s.write_all(&request_frame(
             ApiKey::ApiVersions,
             3,
             1,

@@ -26,57 +26,16 @@ enum Outcome {
 pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> Reply {
     let acks = request.acks;
     if acks != 0 && acks != 1 && acks != -1 {
-        let response = build(
-            request
-                .topic_data
-                .into_iter()
-                .map(|t| {
-                    let parts = t
-                        .partition_data
-                        .iter()
-                        .map(|p| {
-                            (
-                                p.index,
-                                Outcome::Failed(ResponseError::InvalidRequiredAcks.code(), None),
-                            )
-                        })
-                        .collect();
-                    (t.name, t.topic_id, parts)
-                })
-                .collect(),
-        );
-        return Reply::Now(ResponseKind::Produce(response));
+        return refuse_all(request, ResponseError::InvalidRequiredAcks.code(), None);
     }
     if request.transactional_id.is_some() {
-        // Transactions are not in this version; Kafka answers a transactional produce it
-        // cannot serve with TRANSACTIONAL_ID_AUTHORIZATION_FAILED or an unsupported-version
-        // error. We refuse every partition clearly instead of appending.
-        let response = build(
-            request
-                .topic_data
-                .into_iter()
-                .map(|t| {
-                    let parts = t
-                        .partition_data
-                        .iter()
-                        .map(|p| {
-                            (
-                                p.index,
-                                Outcome::Failed(
-                                    ResponseError::UnsupportedForMessageFormat.code(),
-                                    Some(
-                                        "transactions are not supported by this broker version"
-                                            .to_owned(),
-                                    ),
-                                ),
-                            )
-                        })
-                        .collect();
-                    (t.name, t.topic_id, parts)
-                })
-                .collect(),
+        // Transactions are not in this version (no InitProducerId is advertised, so no
+        // client gets here honestly): refuse every partition instead of appending.
+        return refuse_all(
+            request,
+            ResponseError::InvalidTxnState.code(),
+            Some("transactions are not supported by this broker version"),
         );
-        return Reply::Now(ResponseKind::Produce(response));
     }
 
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -236,6 +195,23 @@ fn client_batch_policy(
         records = &records[size..];
     }
     Ok(())
+}
+
+/// Answers every partition of `request` with `code`, appending nothing.
+fn refuse_all(request: ProduceRequest, code: i16, message: Option<&str>) -> Reply {
+    let topics = request
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partition_data
+                .iter()
+                .map(|p| (p.index, Outcome::Failed(code, message.map(str::to_owned))))
+                .collect();
+            (t.name, t.topic_id, parts)
+        })
+        .collect();
+    Reply::Now(ResponseKind::Produce(build(topics)))
 }
 
 fn log_refusal(topic: &str, partition: i32, e: &LogError) {

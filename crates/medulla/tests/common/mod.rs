@@ -188,3 +188,39 @@ fn rand_u64() -> u128 {
     h.write_u64(1);
     h.finish() as u128
 }
+
+/// One request frame (size prefix, header, body) encoded by kafka-protocol.
+pub fn request_frame<R: kafka_protocol::protocol::Encodable>(
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Vec<u8> {
+    use bytes::BufMut;
+    use kafka_protocol::protocol::Encodable;
+    let mut buf = bytes::BytesMut::new();
+    buf.put_i32(0);
+    kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            "medulla-test",
+        )))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let n = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&n.to_be_bytes());
+    buf.to_vec()
+}
+
+/// Reads one response frame (without its size prefix).
+pub fn read_frame(s: &mut std::net::TcpStream) -> std::io::Result<bytes::Bytes> {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body)?;
+    Ok(bytes::Bytes::from(body))
+}
