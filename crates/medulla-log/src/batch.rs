@@ -332,20 +332,23 @@ fn check_batch(
     check_crc(batch, header)?;
     check_counts(header)?;
     let mut max_timestamp = i64::MIN;
-    let mut missing_key = false;
+    let mut keyless = Vec::new();
     let control = header.is_control();
     for_each_record(batch, header, |record| {
         max_timestamp = max_timestamp.max(record.timestamp);
-        if require_keys && !control && record.key_is_null {
-            missing_key = true;
-            return ControlFlow::Break(());
+        if require_keys
+            && !control
+            && record.key_is_null
+            && keyless.len() < crate::limits::RECORD_ERRORS_MAX
+        {
+            keyless.push(record.offset_delta);
         }
         ControlFlow::Continue(())
     })?;
-    if missing_key {
-        return Err(LogError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
+    if !keyless.is_empty() {
+        return Err(LogError::KeylessRecords {
+            record_indexes: keyless,
+        });
     }
     Ok(max_timestamp)
 }
@@ -881,12 +884,17 @@ mod tests {
 
     #[test]
     fn keys_required_on_compacted_topics_except_control_batches() {
-        let records = vec![TestRecord::new(None, Some(b"v"), 0)];
+        let records = vec![
+            TestRecord::new(None, Some(b"v"), 0),
+            TestRecord::new(Some(b"k"), Some(b"v"), 1),
+            TestRecord::new(None, Some(b"v"), 2),
+        ];
         let batch = encode_batch(&records, Compression::Lz4, 0, 0);
         assert!(validate(&batch, 1 << 20, false).is_ok());
+        // Every keyless record is named, for KIP-467 record errors.
         assert!(matches!(
             validate(&batch, 1 << 20, true),
-            Err(LogError::InvalidRecord(_))
+            Err(LogError::KeylessRecords { record_indexes }) if record_indexes == vec![0, 2]
         ));
         let control = encode_batch(&records, Compression::None, 0, 0x20);
         assert!(validate(&control, 1 << 20, true).is_ok());

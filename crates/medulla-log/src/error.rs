@@ -21,6 +21,17 @@ pub enum LogError {
     /// Kafka's INVALID_RECORD.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Records without a key sent to a compacted topic: Kafka's INVALID_RECORD, with the
+    /// indexes of the offending records within their batch (KIP-467 record errors, so a
+    /// client fails only those and retries the rest).
+    #[error(
+        "a compacted topic cannot accept records without a key (records {record_indexes:?} of the batch)"
+    )]
+    KeylessRecords {
+        /// Index of each keyless record within its batch (at most
+        /// [`crate::limits::RECORD_ERRORS_MAX`]).
+        record_indexes: Vec<i32>,
+    },
     /// A fetch or DeleteRecords offset outside `[log_start_offset, log_end_offset]`.
     #[error("offset {requested} out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

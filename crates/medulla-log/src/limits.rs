@@ -66,3 +66,6 @@ const _: () = assert!(READ_BYTES_MAX >= 1_048_588);
 const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= 1_048_588);
 const _: () = assert!(SCAN_CHUNK_BYTES <= READ_BYTES_MAX);
 const _: () = assert!(PARTITIONS_PER_TOPIC_MAX as u64 <= i32::MAX as u64);
+
+/// Most record indexes one [`crate::LogError::KeylessRecords`] lists.
+pub const RECORD_ERRORS_MAX: usize = 100_000;

@@ -53,6 +53,41 @@ fn batch(values: &[&[u8]]) -> Bytes {
     batch_with(values, 1_700_000_000_000, false)
 }
 
+fn keyed_batch(keys: &[Option<&[u8]>]) -> Bytes {
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch needs offset - sequence constant (kafka-protocol's encoder splits
+            // otherwise); base sequence -1 as from a non-idempotent producer.
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: k.map(Bytes::copy_from_slice),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
 fn batch_with(values: &[&[u8]], timestamp: i64, control: bool) -> Bytes {
     let records: Vec<Record> = values
         .iter()
@@ -246,6 +281,36 @@ fn corrupt_and_oversized_batches_are_refused_and_nothing_is_appended() {
     assert_eq!(
         r.responses[0].partition_responses[0].base_offset, 2,
         "refused batches took no offsets"
+    );
+    // Two whole batches in one partition's records: Kafka allows exactly one (INVALID_RECORD).
+    let mut two = BytesMut::from(&batch(&[b"a"])[..]);
+    two.extend_from_slice(&batch(&[b"b"])[..]);
+    let r = produce(&mut s, &topic, two.freeze());
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 87);
+    // Keyless records on a compacted topic: INVALID_RECORD naming exactly those (KIP-467).
+    let compacted = common::topic_name("compacted");
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        &compacted,
+        "--partitions",
+        "1",
+        "--config",
+        "cleanup.policy=compact",
+        "--bootstrap",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mixed = keyed_batch(&[Some(&b"k"[..]), None, Some(&b"k"[..]), None]);
+    let r = produce(&mut s, &compacted, mixed);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 87, "{:?}", p.error_message);
+    assert_eq!(
+        p.record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect::<Vec<_>>(),
+        vec![1, 3]
     );
     // Unknown topic.
     let r = produce(&mut s, "no-such-topic-here", batch(&[b"x"]));

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use medulla_log::{AppendInfo, LogError, PartitionLog};
@@ -20,6 +22,9 @@ enum Outcome {
     Appended(Arc<PartitionLog>, AppendInfo),
     /// Refused with a Kafka error code and message.
     Failed(i16, Option<String>),
+    /// Refused for some records only (KIP-467): INVALID_RECORD naming them by index, so
+    /// the client fails those and retries the rest.
+    RecordErrors(String, Vec<i32>),
 }
 
 /// Runs Produce.
@@ -58,22 +63,31 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                 ),
                 (Some(name), Some(records)) => match broker.log().partition(&name.0, p.index) {
                     None => Outcome::Failed(ResponseError::UnknownTopicOrPartition.code(), None),
-                    Some(log) => match client_batch_policy(broker, &name.0, &records, acks) {
-                        Err((code, message)) => {
-                            tracing::warn!(topic = %name.0.as_str(), partition = p.index, "produce refused: {message}");
-                            Outcome::Failed(code, Some(message))
-                        }
-                        Ok(()) => {
-                            let log2 = log.clone();
-                            match blocking(move || log2.append(&records)).await {
-                                Ok(info) => Outcome::Appended(log, info),
-                                Err(e) => {
-                                    log_refusal(&name.0, p.index, &e);
-                                    Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                    Some(log) => {
+                        match client_batch_policy(broker, &name.0, &records, acks, version) {
+                            Err((code, message)) => {
+                                tracing::warn!(topic = %name.0.as_str(), partition = p.index, "produce refused: {message}");
+                                Outcome::Failed(code, Some(message))
+                            }
+                            Ok(()) => {
+                                let log2 = log.clone();
+                                match blocking(move || log2.append(&records)).await {
+                                    Ok(info) => Outcome::Appended(log, info),
+                                    Err(LogError::KeylessRecords { record_indexes }) => {
+                                        Outcome::RecordErrors(
+                                            "a compacted topic cannot accept records without a key"
+                                                .to_owned(),
+                                            record_indexes,
+                                        )
+                                    }
+                                    Err(e) => {
+                                        log_refusal(&name.0, p.index, &e);
+                                        Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                                    }
                                 }
                             }
                         }
-                    },
+                    }
                 },
             };
             parts.push((p.index, outcome));
@@ -85,7 +99,7 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
         let failed = topics
             .iter()
             .flat_map(|(_, _, parts)| parts)
-            .any(|(_, o)| matches!(o, Outcome::Failed(..)));
+            .any(|(_, o)| !matches!(o, Outcome::Appended(..)));
         return if failed { Reply::Close } else { Reply::None };
     }
     let must_sync = acks == -1 && broker.log().fsync_policy() == medulla_log::FsyncPolicy::Always;
@@ -136,7 +150,45 @@ fn client_batch_policy(
     topic: &str,
     mut records: &[u8],
     acks: i16,
+    version: i16,
 ) -> Result<(), (i16, String)> {
+    // Kafka's ProduceRequest.validateRecords for v3+: exactly one batch per partition,
+    // and zstd only from v7.
+    if records.is_empty() {
+        return Err((
+            ResponseError::InvalidRecord.code(),
+            format!(
+                "Produce requests with version {version} must have at least one record batch per partition"
+            ),
+        ));
+    }
+    if let Ok(header) = medulla_log::batch::parse_header(records) {
+        // A second whole batch header after the first: Kafka's "exactly one batch". (A
+        // torn tail is not a batch: the log refuses it as CORRUPT_MESSAGE.)
+        if header.size_bytes() < records.len()
+            && medulla_log::batch::parse_header(&records[header.size_bytes()..]).is_ok()
+        {
+            return Err((
+                ResponseError::InvalidRecord.code(),
+                format!(
+                    "Produce requests with version {version} are only allowed to contain exactly one record batch per partition"
+                ),
+            ));
+        }
+        if version < 7
+            && matches!(
+                header.compression(),
+                Ok(medulla_log::batch::Compression::Zstd)
+            )
+        {
+            return Err((
+                ResponseError::UnsupportedCompressionType.code(),
+                format!(
+                    "Produce requests with version {version} cannot use zstd (it needs version 7)"
+                ),
+            ));
+        }
+    }
     let Some(meta) = broker.log().topic(topic) else {
         return Ok(());
     };
@@ -235,6 +287,19 @@ fn build(topics: TopicOutcomes) -> ProduceResponse {
                         .with_base_offset(info.base_offset)
                         .with_log_append_time_ms(info.log_append_time_ms)
                         .with_log_start_offset(info.log_start_offset),
+                    Outcome::RecordErrors(message, indexes) => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(ResponseError::InvalidRecord.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_record_errors(
+                            indexes
+                                .into_iter()
+                                .map(|i| BatchIndexAndErrorMessage::default().with_batch_index(i))
+                                .collect(),
+                        )
+                        .with_error_message(Some(StrBytes::from_string(message))),
                     Outcome::Failed(code, message) => PartitionProduceResponse::default()
                         .with_index(index)
                         .with_error_code(code)
