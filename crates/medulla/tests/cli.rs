@@ -138,3 +138,65 @@ fn sigterm_shuts_down_cleanly() {
     let again = Medulla::start(dir.path(), &[]);
     assert!(again.terminate().success());
 }
+
+#[test]
+fn shutdown_answers_a_pending_long_poll_instead_of_waiting_it_out() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        ApiKey, FetchRequest, FetchResponse, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start_with_log(
+        dir.path(),
+        "127.0.0.1:0",
+        &[],
+        "info,medulla_broker::handlers::fetch=debug",
+    );
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        "quiet",
+        "--partitions",
+        "1",
+        "--bootstrap",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    // A Fetch that would wait five minutes for data that never comes.
+    let mut s = std::net::TcpStream::connect(&broker.addr).unwrap();
+    s.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(300_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("quiet")))
+                .with_partitions(vec![
+                    FetchPartition::default().with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    s.write_all(&common::request_frame(ApiKey::Fetch, 12, 42, &fetch))
+        .unwrap();
+    // Once the broker says the fetch is waiting, SIGTERM must end the wait, answer it and
+    // exit cleanly (terminate() fails the test after DEADLINE, far less than five minutes).
+    common::wait_for("the fetch to be waiting", || {
+        broker
+            .stderr()
+            .contains("fetch waiting for data")
+            .then_some(())
+    });
+    let status = broker.terminate();
+    assert!(status.success(), "{status:?}");
+    let mut body =
+        common::read_frame(&mut s).expect("the pending fetch is answered before the socket closes");
+    let header =
+        ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(12)).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let r = FetchResponse::decode(&mut body, 12).unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+}

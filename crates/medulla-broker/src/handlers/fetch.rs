@@ -127,6 +127,12 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
             }
             return FetchResponse::default().with_responses(topics);
         }
+        tracing::debug!(
+            partitions = wanted.len(),
+            total,
+            min_bytes,
+            "fetch waiting for data"
+        );
         let changed = futures_any(&mut watches);
         tokio::select! {
             _ = changed => {}

@@ -29,6 +29,16 @@ impl Medulla {
 
     /// Starts a broker on a given listen address.
     pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Medulla {
+        Self::start_with_log(data_dir, listen, extra, "info")
+    }
+
+    /// Starts a broker with a `RUST_LOG` filter (tests that wait on a debug line).
+    pub fn start_with_log(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Medulla {
         let mut child = Command::new(env!("CARGO_BIN_EXE_medulla"))
             .arg("serve")
             .arg("--data-dir")
@@ -36,7 +46,7 @@ impl Medulla {
             .arg("--kafka-listen")
             .arg(listen)
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
