@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::dynamic::{self, DynamicConfigs, Scope};
+use crate::groups::offsets::OffsetStore;
 
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
@@ -25,18 +26,19 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Dynamic broker configs; the lock also serialises their changes.
     dynamic: Mutex<DynamicConfigs>,
+    offsets: Arc<OffsetStore>,
 }
 
 impl Broker {
-    /// Builds the handle. `advertised_host`/`port` are what Metadata tells clients.
+    /// Builds the handle. The advertised host and port are what Metadata tells clients.
     pub fn new(
         config: BrokerConfig,
         log: Arc<LogManager>,
         cluster_id: String,
-        advertised_host: String,
-        advertised_port: u16,
+        (advertised_host, advertised_port): (String, u16),
         shutdown: watch::Receiver<bool>,
         dynamic: DynamicConfigs,
+        offsets: Arc<OffsetStore>,
     ) -> Broker {
         Broker {
             shared: Arc::new(Shared {
@@ -47,8 +49,14 @@ impl Broker {
                 advertised_port,
                 shutdown,
                 dynamic: Mutex::new(dynamic),
+                offsets,
             }),
         }
+    }
+
+    /// Committed offsets.
+    pub fn offsets(&self) -> &Arc<OffsetStore> {
+        &self.shared.offsets
     }
 
     /// The dynamic broker configs in force.

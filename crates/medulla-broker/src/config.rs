@@ -117,6 +117,12 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Largest request frame accepted; a larger frame closes the connection.",
     ),
     key(
+        "offsets.topic.num.partitions",
+        Some("50"),
+        3,
+        "Partitions of the internal topic __consumer_offsets (fixed once it exists).",
+    ),
+    key(
         "connections.max.idle.ms",
         Some("600000"),
         5,
@@ -432,6 +438,8 @@ pub struct BrokerConfig {
     pub inflight_per_connection_max: usize,
     /// `connections.max.idle.ms`.
     pub connections_idle_max_ms: u64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: u32,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
@@ -561,6 +569,12 @@ impl BrokerConfig {
             1,
             i64::MAX,
         )?;
+        let offsets_topic_partitions = parse_num::<u32>(
+            "offsets.topic.num.partitions",
+            &get("offsets.topic.num.partitions").unwrap_or_default(),
+            1,
+            1000,
+        )?;
         let retention_check_interval_ms = parse_num::<u64>(
             "log.retention.check.interval.ms",
             &get("log.retention.check.interval.ms").unwrap_or_default(),
@@ -617,6 +631,7 @@ impl BrokerConfig {
                 connections_max,
                 inflight_per_connection_max,
                 connections_idle_max_ms,
+                offsets_topic_partitions,
                 retention_check_interval_ms,
                 fsync,
                 topic_defaults,

@@ -20,6 +20,7 @@ pub mod dynamic;
 pub mod error;
 pub mod fds;
 pub mod frame;
+pub mod groups;
 pub mod handlers;
 pub mod limits;
 pub mod server;
@@ -84,6 +85,10 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
     })?;
+    let offsets = Arc::new(groups::offsets::OffsetStore::open(
+        log.clone(),
+        config.offsets_topic_partitions,
+    )?);
     let cluster_id =
         broker::load_or_create_cluster_id(&config.data_dir, config.node_id).map_err(|source| {
             StartError::Meta {
@@ -115,10 +120,10 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         config.clone(),
         log.clone(),
         cluster_id,
-        advertised_host,
-        advertised_port,
+        (advertised_host, advertised_port),
         rx.clone(),
         dynamic,
+        offsets,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

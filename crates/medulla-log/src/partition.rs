@@ -486,6 +486,12 @@ impl PartitionLog {
         if self.fsync != FsyncPolicy::Always {
             return Ok(());
         }
+        self.sync_to(end_offset)
+    }
+
+    /// Like [`PartitionLog::wait_durable`] but whatever the fsync policy: for the broker's
+    /// own state (committed offsets) that must never be forgotten once acknowledged.
+    pub fn sync_to(&self, end_offset: i64) -> crate::Result<()> {
         if self.durable_offset.load(Ordering::SeqCst) >= end_offset {
             return Ok(());
         }

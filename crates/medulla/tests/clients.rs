@@ -457,3 +457,86 @@ async fn dynamic_broker_configs_change_topic_defaults_and_persist() {
         Some("3600000".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_a_restart_with_their_metadata() {
+    use rdkafka::consumer::CommitMode;
+    let dir = tempfile::tempdir().unwrap();
+    let topic = topic_name("commits");
+    let broker = Medulla::start(dir.path(), &[]);
+    create_topic(&broker.addr, &topic, 2, &[]).await;
+    let producer: FutureProducer = client_config(&broker.addr).create().unwrap();
+    for i in 0..10 {
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .partition(i % 2)
+                    .key("bed-3")
+                    .payload(&format!("reading {i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let consumer = |addr: &str| -> BaseConsumer {
+        client_config(addr)
+            .set("group.id", "ward-7-alerts")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap()
+    };
+    // A standalone consumer (assign, no subscription) commits with metadata.
+    let c = consumer(&broker.addr);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(3))
+        .unwrap();
+    tpl.add_partition_offset(&topic, 1, Offset::Offset(4))
+        .unwrap();
+    tpl.find_partition(&topic, 0)
+        .unwrap()
+        .set_metadata("alert-service v2");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    let mut query = TopicPartitionList::new();
+    query.add_partition(&topic, 0);
+    query.add_partition(&topic, 1);
+    let committed = c
+        .committed_offsets(query.clone(), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        committed.find_partition(&topic, 0).unwrap().offset(),
+        Offset::Offset(3)
+    );
+    assert_eq!(
+        committed.find_partition(&topic, 0).unwrap().metadata(),
+        "alert-service v2"
+    );
+    drop(c);
+    assert!(broker.terminate().success());
+
+    // After a restart the same group reads back exactly what it committed, and resumes there.
+    let broker = Medulla::start(dir.path(), &[]);
+    let c = consumer(&broker.addr);
+    let committed = c.committed_offsets(query, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        committed.find_partition(&topic, 0).unwrap().offset(),
+        Offset::Offset(3)
+    );
+    assert_eq!(
+        committed.find_partition(&topic, 0).unwrap().metadata(),
+        "alert-service v2"
+    );
+    assert_eq!(
+        committed.find_partition(&topic, 1).unwrap().offset(),
+        Offset::Offset(4)
+    );
+    let mut resume = TopicPartitionList::new();
+    resume
+        .add_partition_offset(&topic, 1, Offset::Stored)
+        .unwrap();
+    c.assign(&resume).unwrap();
+    let first = common::wait_for("a record", || {
+        c.poll(Duration::from_millis(100))
+            .map(|m| m.unwrap().offset())
+    });
+    assert_eq!(first, 4, "resumes at the committed offset");
+}

@@ -153,6 +153,84 @@ async fn every_advertised_version_round_trips() {
                     .await
                     .map(|r| assert_eq!(r.brokers.len(), 1))
                     .map_err(|e| e.to_string()),
+                ApiKey::FindCoordinator => {
+                    let group = StrBytes::from_static_str("sweep-group");
+                    let r = if v >= 4 {
+                        FindCoordinatorRequest::default().with_coordinator_keys(vec![group])
+                    } else {
+                        FindCoordinatorRequest::default().with_key(group)
+                    };
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let node = if v >= 4 {
+                                r.coordinators[0].node_id
+                            } else {
+                                r.node_id
+                            };
+                            assert_eq!(node.0, 1, "FindCoordinator v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::OffsetCommit => {
+                    use kafka_protocol::messages::offset_commit_request::{
+                        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+                    };
+                    let r = OffsetCommitRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("sweep-group")))
+                        .with_generation_id_or_member_epoch(-1)
+                        .with_topics(vec![
+                            OffsetCommitRequestTopic::default()
+                                .with_name(name("sweep"))
+                                .with_partitions(vec![
+                                    OffsetCommitRequestPartition::default()
+                                        .with_committed_offset(i64::from(v)),
+                                ]),
+                        ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{v}")
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::OffsetFetch => {
+                    use kafka_protocol::messages::offset_fetch_request::{
+                        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+                    };
+                    let group = GroupId(StrBytes::from_static_str("sweep-group"));
+                    let r = if v >= 8 {
+                        OffsetFetchRequest::default().with_groups(vec![
+                            OffsetFetchRequestGroup::default()
+                                .with_group_id(group)
+                                .with_topics(Some(vec![
+                                    OffsetFetchRequestTopics::default()
+                                        .with_name(name("sweep"))
+                                        .with_partition_indexes(vec![0]),
+                                ])),
+                        ])
+                    } else {
+                        OffsetFetchRequest::default()
+                            .with_group_id(group)
+                            .with_topics(Some(vec![
+                                OffsetFetchRequestTopic::default()
+                                    .with_name(name("sweep"))
+                                    .with_partition_indexes(vec![0]),
+                            ]))
+                    };
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            // The OffsetCommit sweep (sorted before it in SUPPORTED) left v9.
+                            let offset = if v >= 8 {
+                                r.groups[0].topics[0].partitions[0].committed_offset
+                            } else {
+                                r.topics[0].partitions[0].committed_offset
+                            };
+                            assert_eq!(offset, 9, "OffsetFetch v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),

@@ -10,6 +10,7 @@
 
 pub mod api_versions;
 mod configs;
+mod coordinator;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -61,6 +62,15 @@ pub async fn dispatch(
             metadata::describe_cluster(broker, &r),
         )),
         RequestKind::Produce(r) => produce::handle(broker, r, version).await,
+        RequestKind::FindCoordinator(r) => Reply::Now(ResponseKind::FindCoordinator(
+            coordinator::find_coordinator(broker, &r, version),
+        )),
+        RequestKind::OffsetCommit(r) => Reply::Now(ResponseKind::OffsetCommit(
+            coordinator::offset_commit(broker, r).await,
+        )),
+        RequestKind::OffsetFetch(r) => Reply::Now(ResponseKind::OffsetFetch(
+            coordinator::offset_fetch(broker, r, version),
+        )),
         RequestKind::Fetch(r) => Reply::Later(Box::pin(fetch::handle(broker.clone(), r, version))),
         RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(
             list_offsets::handle(broker, r).await,

@@ -1,0 +1,296 @@
+//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group, and
+//! commits from standalone consumers (generation -1, as a client that `assign()`s
+//! partitions under a `group.id` sends them) are stored durably in `__consumer_offsets`.
+//! Commits carrying a group generation need group membership, which arrives with the
+//! consumer-group issue; until then they get ILLEGAL_GENERATION, as Kafka answers for a
+//! group that has no such generation.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::error::kafka_code;
+use crate::groups::offsets::{Committed, METADATA_BYTES_MAX};
+
+/// A topic of an OffsetCommit: per partition, `Some(code)` when refused up front.
+type PlannedTopic = (TopicName, uuid::Uuid, Vec<(i32, Option<i16>)>);
+
+/// A topic of an OffsetFetch answer: per partition, its commit if any.
+type FetchedTopic = (TopicName, Vec<(i32, Option<Committed>)>);
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// The error for one coordinator key, if any.
+fn coordinator_error(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => Some((
+            ResponseError::InvalidGroupId.code(),
+            "the group id is empty",
+        )),
+        KEY_TYPE_GROUP => None,
+        KEY_TYPE_TRANSACTION => Some((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "transactions are not supported by this broker version",
+        )),
+        _ => Some((
+            ResponseError::InvalidRequest.code(),
+            "unknown coordinator key type",
+        )),
+    }
+}
+
+/// Answers FindCoordinator: this node, for every group.
+pub fn find_coordinator(
+    broker: &Broker,
+    request: &FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let host = s(broker.advertised_host());
+    let port = i32::from(broker.advertised_port());
+    let node = BrokerId(broker.node_id());
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key.clone());
+                match coordinator_error(request.key_type, key) {
+                    Some((code, message)) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code)
+                        .with_error_message(Some(s(message))),
+                    None => c.with_node_id(node).with_host(host.clone()).with_port(port),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match coordinator_error(request.key_type, &request.key) {
+        Some((code, message)) => FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_error_message((version >= 1).then(|| s(message)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+        None => FindCoordinatorResponse::default()
+            .with_node_id(node)
+            .with_host(host)
+            .with_port(port),
+    }
+}
+
+/// Answers OffsetCommit.
+pub async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let refuse = if group.is_empty() {
+        Some(ResponseError::InvalidGroupId.code())
+    } else if request.generation_id_or_member_epoch != -1 {
+        Some(ResponseError::IllegalGeneration.code())
+    } else {
+        None
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    // Per partition: Some(code) when refused up front, None when it goes to the store.
+    let mut plan: Vec<PlannedTopic> = Vec::with_capacity(request.topics.len());
+    let mut commits = Vec::new();
+    for t in request.topics {
+        let topic = broker.log().topic(&t.name.0);
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_owned();
+            let code = if let Some(code) = refuse {
+                Some(code)
+            } else if !topic.as_ref().is_some_and(|m| {
+                p.partition_index >= 0 && (p.partition_index as u32) < m.partitions
+            }) {
+                Some(ResponseError::UnknownTopicOrPartition.code())
+            } else if metadata.len() > METADATA_BYTES_MAX {
+                Some(ResponseError::OffsetMetadataTooLarge.code())
+            } else {
+                commits.push((
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now_ms,
+                    },
+                ));
+                None
+            };
+            parts.push((p.partition_index, code));
+        }
+        plan.push((t.name, t.topic_id, parts));
+    }
+    let stored = if commits.is_empty() {
+        Ok(())
+    } else {
+        let store = broker.offsets().clone();
+        let g = group.clone();
+        match tokio::task::spawn_blocking(move || store.commit(&g, commits)).await {
+            Ok(r) => r,
+            Err(e) => Err(medulla_log::LogError::Io(std::io::Error::other(
+                e.to_string(),
+            ))),
+        }
+    };
+    let store_code = match &stored {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(group, error = %e, "offset commit failed");
+            kafka_code(e)
+        }
+    };
+    let topics = plan
+        .into_iter()
+        .map(|(name, id, parts)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(index, code)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code.unwrap_or(store_code))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The committed offsets of `group` for the partitions asked (all when `None`).
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Vec<FetchedTopic> {
+    let store = broker.offsets();
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| (p, store.get(group, &name.0, p)))
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Option<Committed>)>> =
+                Default::default();
+            for (t, p, c) in store.all(group) {
+                by_topic.entry(t).or_default().push((p, Some(c)));
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, parts)| (TopicName(s(t)), parts))
+                .collect()
+        }
+    }
+}
+
+/// Answers OffsetFetch (one group in v1–v7, several in v8+).
+pub fn offset_fetch(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let epoch = |c: &Option<Committed>| {
+        if version >= 5 {
+            c.as_ref().map_or(-1, |c| c.leader_epoch)
+        } else {
+            -1
+        }
+    };
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect()
+                });
+                let topics = fetch_group(broker, &g.group_id.0, wanted)
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(name)
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(
+                                                c.as_ref().map_or(-1, |c| c.offset),
+                                            )
+                                            .with_committed_leader_epoch(epoch(&c))
+                                            .with_metadata(Some(s(c
+                                                .map(|c| c.metadata)
+                                                .unwrap_or_default())))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
+    let topics = fetch_group(broker, &request.group_id.0, wanted)
+        .into_iter()
+        .map(|(name, parts)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, c)| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
+                                .with_committed_leader_epoch(epoch(&c))
+                                .with_metadata(Some(s(c.map(|c| c.metadata).unwrap_or_default())))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
