@@ -54,12 +54,24 @@ fn batch(values: &[&[u8]]) -> Bytes {
 }
 
 fn keyed_batch(keys: &[Option<&[u8]>]) -> Bytes {
-    let records: Vec<Record> = keys
+    let records: Vec<(Option<&[u8]>, &[u8])> = keys.iter().map(|k| (*k, &b"v"[..])).collect();
+    encode_batch(&records, 1_700_000_000_000, false)
+}
+
+fn batch_with(values: &[&[u8]], timestamp: i64, control: bool) -> Bytes {
+    let records: Vec<(Option<&[u8]>, &[u8])> =
+        values.iter().map(|v| (Some(&b"k"[..]), *v)).collect();
+    encode_batch(&records, timestamp, control)
+}
+
+/// One uncompressed RecordBatch v2 of `(key, value)` records.
+fn encode_batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64, control: bool) -> Bytes {
+    let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, k)| Record {
+        .map(|(i, (k, v))| Record {
             transactional: false,
-            control: false,
+            control,
             partition_leader_epoch: 0,
             producer_id: -1,
             producer_epoch: -1,
@@ -68,56 +80,19 @@ fn keyed_batch(keys: &[Option<&[u8]>]) -> Bytes {
             // One batch needs offset - sequence constant (kafka-protocol's encoder splits
             // otherwise); base sequence -1 as from a non-idempotent producer.
             sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: k.map(Bytes::copy_from_slice),
-            value: Some(Bytes::from_static(b"v")),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn batch_with(values: &[&[u8]], timestamp: i64, control: bool) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
             timestamp,
-            key: Some(Bytes::from_static(b"k")),
+            key: k.map(Bytes::copy_from_slice),
             value: Some(Bytes::copy_from_slice(v)),
             headers: Default::default(),
             delete_horizon: false,
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
     buf.freeze()
 }
 
