@@ -214,6 +214,9 @@ impl OffsetStore {
         if self.log.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
+        // The same guard as any topic creation: never run out of descriptors half-way.
+        crate::fds::check_room(u64::from(self.partitions))
+            .map_err(|m| LogError::Io(std::io::Error::other(m)))?;
         let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
         match self
             .log
