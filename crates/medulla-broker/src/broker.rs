@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::dynamic::{self, DynamicConfigs, Scope};
-use crate::groups::offsets::OffsetStore;
+use crate::groups::coordinator::Coordinator;
 
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Dynamic broker configs; the lock also serialises their changes.
     dynamic: Mutex<DynamicConfigs>,
-    offsets: Arc<OffsetStore>,
+    groups: Arc<Coordinator>,
 }
 
 impl Broker {
@@ -38,7 +38,7 @@ impl Broker {
         (advertised_host, advertised_port): (String, u16),
         shutdown: watch::Receiver<bool>,
         dynamic: DynamicConfigs,
-        offsets: Arc<OffsetStore>,
+        groups: Arc<Coordinator>,
     ) -> Broker {
         Broker {
             shared: Arc::new(Shared {
@@ -49,14 +49,14 @@ impl Broker {
                 advertised_port,
                 shutdown,
                 dynamic: Mutex::new(dynamic),
-                offsets,
+                groups,
             }),
         }
     }
 
-    /// Committed offsets.
-    pub fn offsets(&self) -> &Arc<OffsetStore> {
-        &self.shared.offsets
+    /// The group coordinator (and through it, committed offsets).
+    pub fn groups(&self) -> &Arc<Coordinator> {
+        &self.shared.groups
     }
 
     /// The dynamic broker configs in force.

@@ -123,6 +123,48 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Partitions of the internal topic __consumer_offsets (fixed once it exists).",
     ),
     key(
+        "offsets.retention.minutes",
+        Some("10080"),
+        3,
+        "Committed offsets of a group that has been empty this long (of a simple group: offsets not committed for this long) are deleted.",
+    ),
+    key(
+        "offsets.retention.check.interval.ms",
+        Some("600000"),
+        5,
+        "How often offsets are checked for expiry.",
+    ),
+    key(
+        "offset.metadata.max.bytes",
+        Some("4096"),
+        3,
+        "Largest metadata string an offset commit may carry.",
+    ),
+    key(
+        "group.initial.rebalance.delay.ms",
+        Some("3000"),
+        3,
+        "How long the first rebalance of an empty group waits for more members to join.",
+    ),
+    key(
+        "group.min.session.timeout.ms",
+        Some("6000"),
+        3,
+        "Smallest session timeout a group member may ask for.",
+    ),
+    key(
+        "group.max.session.timeout.ms",
+        Some("1800000"),
+        3,
+        "Largest session timeout a group member may ask for.",
+    ),
+    key(
+        "group.max.size",
+        Some("2147483647"),
+        3,
+        "Most members one consumer group may have.",
+    ),
+    key(
         "connections.max.idle.ms",
         Some("600000"),
         5,
@@ -367,10 +409,6 @@ pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
         "Medulla does not replicate",
     ),
     (
-        "group.initial.rebalance.delay.ms",
-        "consumer groups are not in this version",
-    ),
-    (
         "log.cleaner.threads",
         "log compaction is not in this version",
     ),
@@ -442,6 +480,14 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: u32,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// The `group.*` keys.
+    pub group: crate::groups::classic::GroupConfig,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: u64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
     pub fsync: FsyncPolicy,
     /// Topic-config defaults derived from the `log.*` keys.
@@ -581,6 +627,35 @@ impl BrokerConfig {
             1,
             i64::MAX,
         )?;
+        let num = |key: &str, min: i64, max: i64| -> Result<i64, ConfigError> {
+            parse_num::<i64>(key, &get(key).unwrap_or_default(), min, max)
+        };
+        let group_min_session = num("group.min.session.timeout.ms", 1, i32::MAX as i64)? as i32;
+        let group_max_session = num("group.max.session.timeout.ms", 1, i32::MAX as i64)? as i32;
+        if group_min_session > group_max_session {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                &group_min_session.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        let group = crate::groups::classic::GroupConfig {
+            initial_rebalance_delay: std::time::Duration::from_millis(num(
+                "group.initial.rebalance.delay.ms",
+                0,
+                i32::MAX as i64,
+            )? as u64),
+            session_timeout_min_ms: group_min_session,
+            session_timeout_max_ms: group_max_session,
+            max_size: num("group.max.size", 1, i32::MAX as i64)? as usize,
+        };
+        let offsets_retention_ms =
+            num("offsets.retention.minutes", 1, i32::MAX as i64)? as u64 * 60_000;
+        let offsets_retention_check_interval_ms =
+            num("offsets.retention.check.interval.ms", 1, i64::MAX)? as u64;
+        let offset_metadata_max_bytes =
+            // Stored as a Kafka string: at most i16::MAX bytes.
+            num("offset.metadata.max.bytes", 0, i16::MAX as i64)? as usize;
         let fsync_interval_ms = parse_num::<u64>(
             "medulla.log.fsync.interval.ms",
             &get("medulla.log.fsync.interval.ms").unwrap_or_default(),
@@ -633,6 +708,10 @@ impl BrokerConfig {
                 connections_idle_max_ms,
                 offsets_topic_partitions,
                 retention_check_interval_ms,
+                group,
+                offsets_retention_ms,
+                offsets_retention_check_interval_ms,
+                offset_metadata_max_bytes,
                 fsync,
                 topic_defaults,
             },

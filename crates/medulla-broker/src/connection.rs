@@ -109,7 +109,7 @@ async fn read_requests(
                 Ok(Decoded::Request { header, api, body }) => {
                     let version = header.request_api_version;
                     let correlation_id = header.correlation_id;
-                    match handlers::dispatch(&broker, &header, api, body).await {
+                    match handlers::dispatch(&broker, &header, api, body, peer).await {
                         Reply::None => continue,
                         Reply::Close => {
                             tracing::info!(%peer, "closing connection after a failed acks=0 produce");

@@ -27,6 +27,7 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigError};
@@ -85,10 +86,14 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
     })?;
-    let offsets = Arc::new(groups::offsets::OffsetStore::open(
+    let group_store = Arc::new(groups::store::GroupStore::open(
         log.clone(),
         config.offsets_topic_partitions,
     )?);
+    let coordinator = Arc::new(groups::coordinator::Coordinator::open(
+        group_store,
+        config.group.clone(),
+    ));
     let cluster_id =
         broker::load_or_create_cluster_id(&config.data_dir, config.node_id).map_err(|source| {
             StartError::Meta {
@@ -123,16 +128,23 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         (advertised_host, advertised_port),
         rx.clone(),
         dynamic,
-        offsets,
+        coordinator.clone(),
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),
         config.retention_check_interval_ms,
         rx.clone(),
     ));
+    let group_timers = tokio::spawn(group_timers(
+        coordinator,
+        Duration::from_millis(config.offsets_retention_ms),
+        Duration::from_millis(config.offsets_retention_check_interval_ms),
+        rx.clone(),
+    ));
     let task = tokio::spawn(async move {
         server::run(broker, listener, rx).await;
         retention.abort();
+        group_timers.abort();
     });
     Ok(Running {
         local_addr,
@@ -180,6 +192,28 @@ async fn retention_loop(
             Ok(Ok(n)) => tracing::info!(segments = n, "retention deleted segments"),
             Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
             Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
+}
+
+/// Session and rebalance deadlines of every group, checked every
+/// [`limits::GROUP_TICK_MS`]; offset expiry every `offsets.retention.check.interval.ms`.
+async fn group_timers(
+    coordinator: Arc<groups::coordinator::Coordinator>,
+    retention: Duration,
+    check_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(limits::GROUP_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut expiry = tokio::time::interval(check_every);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expiry.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => coordinator.tick().await,
+            _ = expiry.tick() => coordinator.expire_offsets(retention).await,
+            _ = shutdown.changed() => return,
         }
     }
 }

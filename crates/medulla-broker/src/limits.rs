@@ -32,3 +32,8 @@ pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 const _: () =
     assert!(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT <= INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX <= REQUEST_BYTES_MAX);
+
+/// Granularity of group session and rebalance deadlines: the coordinator checks every
+/// group this often (a session timeout is at least `group.min.session.timeout.ms`, 6 s by
+/// default, so 100 ms is well inside it).
+pub const GROUP_TICK_MS: u64 = 100;

@@ -1,5 +1,11 @@
-//! Consumer groups. This version has the offset store (commits by standalone consumers
-//! that `assign()` partitions and keep offsets under a `group.id`); the group
-//! coordinator proper (membership, rebalancing) joins it with the consumer-group issue.
+//! Consumer groups: the coordinator of every group on this node.
+//!
+//! - `store.rs`: the group log — committed offsets and group metadata, in memory and in
+//!   `__consumer_offsets` (Kafka's record formats), fsynced before any answer.
+//! - `classic.rs`: one classic group's state machine (JoinGroup, SyncGroup, Heartbeat,
+//!   LeaveGroup, static membership), pure and clock-injected.
+//! - `coordinator.rs`: the groups, their locks, persistence and timers.
 
-pub mod offsets;
+pub mod classic;
+pub mod coordinator;
+pub mod store;

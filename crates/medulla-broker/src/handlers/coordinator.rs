@@ -1,9 +1,6 @@
-//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group, and
-//! commits from standalone consumers (generation -1, as a client that `assign()`s
-//! partitions under a `group.id` sends them) are stored durably in `__consumer_offsets`.
-//! Commits carrying a group generation need group membership, which arrives with the
-//! consumer-group issue; until then they get ILLEGAL_GENERATION, as Kafka answers for a
-//! group that has no such generation.
+//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group.
+//! A commit is checked against the group's membership (generation, member id, static
+//! instance) by the coordinator, then stored durably in `__consumer_offsets`.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -21,8 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::error::kafka_code;
-use crate::groups::offsets::{Committed, METADATA_BYTES_MAX};
+use crate::groups::store::Committed;
 
 /// A topic of an OffsetCommit: per partition, `Some(code)` when refused up front.
 type PlannedTopic = (TopicName, uuid::Uuid, Vec<(i32, Option<i16>)>);
@@ -97,19 +93,14 @@ pub fn find_coordinator(
 }
 
 /// Answers OffsetCommit.
-pub async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let refuse = if group.is_empty() {
-        Some(ResponseError::InvalidGroupId.code())
-    } else if request.generation_id_or_member_epoch != -1 {
-        Some(ResponseError::IllegalGeneration.code())
-    } else {
-        None
-    };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let metadata_max = broker.config().offset_metadata_max_bytes;
+    let now_ms = crate::groups::classic::Now::system().wall_ms;
     // Per partition: Some(code) when refused up front, None when it goes to the store.
     let mut plan: Vec<PlannedTopic> = Vec::with_capacity(request.topics.len());
     let mut commits = Vec::new();
@@ -118,13 +109,11 @@ pub async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> Off
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let metadata = p.committed_metadata.as_deref().unwrap_or("").to_owned();
-            let code = if let Some(code) = refuse {
-                Some(code)
-            } else if !topic.as_ref().is_some_and(|m| {
+            let code = if !topic.as_ref().is_some_and(|m| {
                 p.partition_index >= 0 && (p.partition_index as u32) < m.partitions
             }) {
                 Some(ResponseError::UnknownTopicOrPartition.code())
-            } else if metadata.len() > METADATA_BYTES_MAX {
+            } else if metadata.len() > metadata_max {
                 Some(ResponseError::OffsetMetadataTooLarge.code())
             } else {
                 commits.push((
@@ -143,23 +132,21 @@ pub async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> Off
         }
         plan.push((t.name, t.topic_id, parts));
     }
-    let stored = if commits.is_empty() {
-        Ok(())
+    let store_code = if group.is_empty() {
+        ResponseError::InvalidGroupId.code()
     } else {
-        let store = broker.offsets().clone();
-        let g = group.clone();
-        match tokio::task::spawn_blocking(move || store.commit(&g, commits)).await {
-            Ok(r) => r,
-            Err(e) => Err(medulla_log::LogError::Io(std::io::Error::other(
-                e.to_string(),
-            ))),
-        }
-    };
-    let store_code = match &stored {
-        Ok(()) => 0,
-        Err(e) => {
-            tracing::error!(group, error = %e, "offset commit failed");
-            kafka_code(e)
+        let member = (
+            request.member_id.as_str(),
+            request.group_instance_id.as_deref(),
+            request.generation_id_or_member_epoch,
+        );
+        match broker
+            .groups()
+            .commit(&group, member, version, commits)
+            .await
+        {
+            Ok(()) => 0,
+            Err(code) => code,
         }
     };
     let topics = plan
@@ -172,9 +159,15 @@ pub async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> Off
                     parts
                         .into_iter()
                         .map(|(index, code)| {
+                            // A group-level refusal wins over a partition's own error,
+                            // as in Kafka, which validates the member first.
+                            let code = match (store_code, code) {
+                                (0, Some(c)) => c,
+                                (s, _) => s,
+                            };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(code.unwrap_or(store_code))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
@@ -189,7 +182,7 @@ fn fetch_group(
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
 ) -> Vec<FetchedTopic> {
-    let store = broker.offsets();
+    let store = broker.groups().store();
     match topics {
         Some(topics) => topics
             .into_iter()

@@ -12,6 +12,7 @@ pub mod api_versions;
 mod configs;
 mod coordinator;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -19,6 +20,7 @@ mod topics;
 pub mod versioning;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -49,6 +51,7 @@ pub async fn dispatch(
     header: &RequestHeader,
     api: ApiKey,
     body: RequestKind,
+    peer: SocketAddr,
 ) -> Reply {
     let version = header.request_api_version;
     match body {
@@ -66,10 +69,33 @@ pub async fn dispatch(
             coordinator::find_coordinator(broker, &r, version),
         )),
         RequestKind::OffsetCommit(r) => Reply::Now(ResponseKind::OffsetCommit(
-            coordinator::offset_commit(broker, r).await,
+            coordinator::offset_commit(broker, r, version).await,
         )),
         RequestKind::OffsetFetch(r) => Reply::Now(ResponseKind::OffsetFetch(
             coordinator::offset_fetch(broker, r, version),
+        )),
+        RequestKind::JoinGroup(r) => {
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            groups::join(broker, r, version, peer, client_id).await
+        }
+        RequestKind::SyncGroup(r) => groups::sync(broker, r).await,
+        RequestKind::Heartbeat(r) => {
+            Reply::Now(ResponseKind::Heartbeat(groups::heartbeat(broker, r).await))
+        }
+        RequestKind::LeaveGroup(r) => Reply::Now(ResponseKind::LeaveGroup(
+            groups::leave(broker, r, version).await,
+        )),
+        RequestKind::ListGroups(r) => {
+            Reply::Now(ResponseKind::ListGroups(groups::list(broker, r).await))
+        }
+        RequestKind::DescribeGroups(r) => Reply::Now(ResponseKind::DescribeGroups(
+            groups::describe(broker, r, version).await,
+        )),
+        RequestKind::DeleteGroups(r) => {
+            Reply::Now(ResponseKind::DeleteGroups(groups::delete(broker, r).await))
+        }
+        RequestKind::OffsetDelete(r) => Reply::Now(ResponseKind::OffsetDelete(
+            groups::delete_offsets(broker, r).await,
         )),
         RequestKind::Fetch(r) => Reply::Later(Box::pin(fetch::handle(broker.clone(), r, version))),
         RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(

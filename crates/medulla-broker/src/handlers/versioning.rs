@@ -143,6 +143,40 @@ pub fn fit(response: &mut ResponseKind, version: i16) {
                 }
             }
         }
+        ResponseKind::JoinGroup(r) => {
+            if version < 7 {
+                // Not carried before v7; the protocol name is not nullable before it.
+                r.protocol_type = None;
+                r.protocol_name.get_or_insert_with(Default::default);
+            }
+            if version < 9 {
+                r.skip_assignment = false;
+            }
+            if version < 5 {
+                for m in &mut r.members {
+                    m.group_instance_id = None;
+                }
+            }
+        }
+        ResponseKind::SyncGroup(r) if version < 5 => {
+            r.protocol_type = None;
+            r.protocol_name = None;
+        }
+        ResponseKind::DescribeGroups(r) => {
+            for g in &mut r.groups {
+                if version < 3 {
+                    g.authorized_operations = i32::MIN;
+                }
+                if version < 6 {
+                    g.error_message = None;
+                }
+                if version < 4 {
+                    for m in &mut g.members {
+                        m.group_instance_id = None;
+                    }
+                }
+            }
+        }
         _ => {}
     }
 }
