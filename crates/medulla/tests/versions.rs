@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Medulla;
+use common::{Medulla, commit_simple as commit, join_group as join, sync_request};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
@@ -19,7 +19,15 @@ fn name(s: &str) -> TopicName {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Medulla::start(dir.path(), &["--override", "num.partitions=2"]);
+    let broker = Medulla::start(
+        dir.path(),
+        &[
+            "--override",
+            "num.partitions=2",
+            "--override",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    );
     let mut c = Client::connect(&broker.addr).await.unwrap();
     // A topic for the requests that name one (auto-created by Metadata).
     let md = c
@@ -228,6 +236,130 @@ async fn every_advertised_version_round_trips() {
                                 r.topics[0].partitions[0].committed_offset
                             };
                             assert_eq!(offset, 9, "OffsetFetch v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::JoinGroup => {
+                    let group = format!("sweep-join-{v}");
+                    join(&mut c, &group, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!((r.error_code, r.generation_id), (0, 1), "JoinGroup v{v}");
+                            assert_eq!(r.leader, r.member_id);
+                            assert_eq!(r.members.len(), 1);
+                            assert_eq!(r.protocol_name.as_deref(), Some("range"));
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::SyncGroup => {
+                    let group = format!("sweep-sync-{v}");
+                    let j = join(&mut c, &group, 5).await.unwrap();
+                    c.send_at(sync_request(&group, &j, b"mine"), v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(r.error_code, 0, "SyncGroup v{v}");
+                            assert_eq!(&r.assignment[..], b"mine");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::Heartbeat => {
+                    let group = format!("sweep-heartbeat-{v}");
+                    let j = join(&mut c, &group, 5).await.unwrap();
+                    c.send_at(sync_request(&group, &j, b""), 3).await.unwrap();
+                    let r = HeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(group)))
+                        .with_generation_id(j.generation_id)
+                        .with_member_id(j.member_id.clone());
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| assert_eq!(r.error_code, 0, "Heartbeat v{v}"))
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::LeaveGroup => {
+                    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+                    let group = format!("sweep-leave-{v}");
+                    let j = join(&mut c, &group, 5).await.unwrap();
+                    let r = LeaveGroupRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(group)));
+                    let r = if v >= 3 {
+                        r.with_members(vec![
+                            MemberIdentity::default().with_member_id(j.member_id.clone()),
+                        ])
+                    } else {
+                        r.with_member_id(j.member_id.clone())
+                    };
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(r.error_code, 0, "LeaveGroup v{v}");
+                            if v >= 3 {
+                                assert_eq!(r.members[0].error_code, 0);
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DescribeGroups => {
+                    let r = DescribeGroupsRequest::default().with_groups(vec![
+                        GroupId(StrBytes::from_static_str("sweep-join-9")),
+                        GroupId(StrBytes::from_static_str("sweep-nobody")),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let (known, unknown) = (&r.groups[0], &r.groups[1]);
+                            assert_eq!(known.error_code, 0, "DescribeGroups v{v}");
+                            assert_eq!(known.group_state.as_str(), "CompletingRebalance");
+                            assert_eq!(known.protocol_type.as_str(), "consumer");
+                            assert_eq!(known.members.len(), 1);
+                            assert_eq!(unknown.group_state.as_str(), "Dead");
+                            let want = if v >= 6 { 69 } else { 0 };
+                            assert_eq!(unknown.error_code, want, "GROUP_ID_NOT_FOUND from v6");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::ListGroups => c
+                    .send_at(ListGroupsRequest::default(), v)
+                    .await
+                    .map(|r| {
+                        let g = r
+                            .groups
+                            .iter()
+                            .find(|g| g.group_id.as_str() == "sweep-join-9")
+                            .expect("ListGroups lists the joined group");
+                        assert_eq!(g.protocol_type.as_str(), "consumer");
+                        if v >= 4 {
+                            assert_eq!(g.group_state.as_str(), "CompletingRebalance");
+                        }
+                    })
+                    .map_err(|e| e.to_string()),
+                ApiKey::DeleteGroups => {
+                    let group = format!("sweep-delete-{v}");
+                    commit(&mut c, &group).await;
+                    let r = DeleteGroupsRequest::default()
+                        .with_groups_names(vec![GroupId(StrBytes::from_string(group))]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{v}"))
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::OffsetDelete => {
+                    use kafka_protocol::messages::offset_delete_request::{
+                        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+                    };
+                    let group = format!("sweep-offset-delete-{v}");
+                    commit(&mut c, &group).await;
+                    let r = OffsetDeleteRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(group)))
+                        .with_topics(vec![
+                            OffsetDeleteRequestTopic::default()
+                                .with_name(name("sweep"))
+                                .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                        ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(r.error_code, 0, "OffsetDelete v{v}");
+                            assert_eq!(r.topics[0].partitions[0].error_code, 0);
                         })
                         .map_err(|e| e.to_string())
                 }

@@ -234,3 +234,74 @@ pub fn read_frame(s: &mut std::net::TcpStream) -> std::io::Result<bytes::Bytes> 
     s.read_exact(&mut body)?;
     Ok(bytes::Bytes::from(body))
 }
+
+// Group requests shared by the version sweep and the group tests.
+
+use kafka_protocol::messages::{
+    GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+/// Joins `group` as a new member at JoinGroup version `v`, through MEMBER_ID_REQUIRED
+/// when the version has it.
+pub async fn join_group(
+    c: &mut medulla::admin::Client,
+    group: &str,
+    v: i16,
+) -> anyhow::Result<JoinGroupResponse> {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let request = |member_id: StrBytes| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(member_id)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"meta")),
+            ])
+    };
+    let first = c.send_at(request(StrBytes::default()), v).await?;
+    if first.error_code != 79 {
+        return Ok(first);
+    }
+    c.send_at(request(first.member_id), v).await
+}
+
+pub fn sync_request(
+    group: &str,
+    j: &JoinGroupResponse,
+    assignment: &'static [u8],
+) -> SyncGroupRequest {
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id(j.generation_id)
+        .with_member_id(j.member_id.clone())
+        .with_assignments(vec![
+            SyncGroupRequestAssignment::default()
+                .with_member_id(j.member_id.clone())
+                .with_assignment(bytes::Bytes::from_static(assignment)),
+        ])
+}
+
+/// Commits offset 1 of topic `sweep`, partition 0, for `group` without a generation (a simple group).
+pub async fn commit_simple(c: &mut medulla::admin::Client, group: &str) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let r = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("sweep")))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default().with_committed_offset(1),
+                ]),
+        ]);
+    let r = c.send_at(r, 8).await.unwrap();
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+}

@@ -445,10 +445,7 @@ fn a_follower_that_never_syncs_is_removed_at_the_rebalance_timeout() {
     let mut t = 0;
     while g.state() == State::Stable {
         t += 1_000;
-        assert!(
-            t <= REBALANCE_MS as u64,
-            "the follower was never removed"
-        );
+        assert!(t <= REBALANCE_MS as u64, "the follower was never removed");
         // Both stay alive; only m2 never sends its SyncGroup.
         g.heartbeat(&m1, None, 2, clock.at(t));
         g.heartbeat(&m2, None, 2, clock.at(t));
