@@ -1,6 +1,7 @@
-//! `medulla`: the command line. `medulla serve` runs the broker; `medulla topic …`
-//! administers topics on a running broker.
+//! `medulla`: the command line. `medulla serve` runs the broker; `medulla topic …` and
+//! `medulla group …` administer topics and consumer groups on a running broker.
 
+mod group;
 mod serve;
 mod topic;
 
@@ -32,6 +33,19 @@ enum Command {
         bootstrap: String,
         #[command(subcommand)]
         command: topic::TopicCommand,
+    },
+    /// List, describe and delete consumer groups; reset their committed offsets.
+    Group {
+        /// The broker to talk to.
+        #[arg(
+            long,
+            env = "MEDULLA_BOOTSTRAP",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: group::GroupCommand,
     },
 }
 
@@ -86,6 +100,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Topic { bootstrap, command } => topic::run(&bootstrap, command).await,
+            Command::Group { bootstrap, command } => group::run(&bootstrap, command).await,
         }
     });
     match result {

@@ -1,5 +1,5 @@
 //! The command-line contract: `medulla serve` flags and config errors, the data-dir lock,
-//! clean shutdown, and `medulla topic …`.
+//! clean shutdown, `medulla topic …` and `medulla group …`.
 
 mod common;
 
@@ -199,4 +199,141 @@ fn shutdown_answers_a_pending_long_poll_instead_of_waiting_it_out() {
     assert_eq!(header.correlation_id, 42);
     let r = FetchResponse::decode(&mut body, 12).unwrap();
     assert_eq!(r.responses[0].partitions[0].error_code, 0);
+}
+
+#[test]
+fn group_commands_list_describe_reset_and_delete() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(
+        dir.path(),
+        &["--override", "group.initial.rebalance.delay.ms=0"],
+    );
+    let b = broker.addr.as_str();
+    let (ok, _, err) = cli(&[
+        "topic",
+        "create",
+        "admissions",
+        "--partitions",
+        "2",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    let producer: BaseProducer = common::client_config(b).create().unwrap();
+    for i in 0..20 {
+        producer
+            .send(
+                BaseRecord::<(), str>::to("admissions")
+                    .partition(i % 2)
+                    .payload("admitted"),
+            )
+            .unwrap();
+    }
+    producer.flush(common::DEADLINE).unwrap();
+
+    // A member of group `alerts` reads everything and commits.
+    let consumer: BaseConsumer = common::client_config(b)
+        .set("group.id", "alerts")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["admissions"]).unwrap();
+    let mut seen = 0;
+    common::wait_for("the member to read all 20 records", || {
+        if let Some(Ok(_)) = consumer.poll(std::time::Duration::from_millis(100)) {
+            seen += 1;
+        }
+        (seen == 20).then_some(())
+    });
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    let (ok, out, err) = cli(&["group", "describe", "alerts", "--bootstrap", b]);
+    assert!(ok, "{err}");
+    assert!(out.contains("state Stable"), "{out}");
+    assert!(out.contains("assignor range"), "{out}");
+    assert!(out.contains("assigned admissions-0,admissions-1"), "{out}");
+    assert!(
+        out.contains("admissions-0  committed 10  log-end 10  lag 0"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&[
+        "group",
+        "reset-offsets",
+        "alerts",
+        "--topic",
+        "admissions",
+        "--to",
+        "earliest",
+        "--execute",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("active members"), "{err}");
+    drop(consumer); // closes: LeaveGroup
+
+    common::wait_for("the group to empty", || {
+        let (_, out, _) = cli(&["group", "list", "--bootstrap", b]);
+        out.contains("alerts  Empty  consumer").then_some(())
+    });
+    let reset = |to: &str, execute: bool| {
+        let mut args = vec![
+            "group",
+            "reset-offsets",
+            "alerts",
+            "--topic",
+            "admissions",
+            "--partition",
+            "0",
+            "--to",
+            to,
+            "--bootstrap",
+            b,
+        ];
+        if execute {
+            args.push("--execute");
+        }
+        let (ok, out, err) = cli(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let plan = reset("earliest", false);
+    assert!(plan.contains("admissions-0  committed 10  new 0"), "{plan}");
+    assert!(plan.contains("dry run"), "{plan}");
+    let describe = || cli(&["group", "describe", "alerts", "--bootstrap", b]).1;
+    assert!(describe().contains("admissions-0  committed 10"));
+    reset("earliest", true);
+    assert!(describe().contains("admissions-0  committed 0  log-end 10  lag 10"));
+    reset("shift:3", true);
+    assert!(describe().contains("admissions-0  committed 3"));
+    reset("offset:99", true);
+    assert!(
+        describe().contains("admissions-0  committed 10"),
+        "clamped to the end"
+    );
+    assert!(
+        describe().contains("admissions-1  committed 10"),
+        "untouched"
+    );
+
+    let (ok, _, err) = cli(&[
+        "group",
+        "delete",
+        "alerts",
+        "--topic",
+        "admissions",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(ok, "{err}");
+    assert!(!describe().contains("admissions-"), "offsets deleted");
+    let (ok, _, err) = cli(&["group", "delete", "alerts", "--bootstrap", b]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["group", "describe", "alerts", "--bootstrap", b]);
+    assert!(!ok);
+    assert!(err.contains("GroupIdNotFound"), "{err}");
 }
