@@ -414,3 +414,122 @@ impl Coordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::classic::JoinParams;
+    use medulla_log::{FsyncPolicy, LogManager, LogManagerOptions, SystemClock};
+
+    fn coordinator(dir: &std::path::Path) -> (Arc<LogManager>, Coordinator) {
+        let log = LogManager::open(LogManagerOptions {
+            data_dir: dir.to_owned(),
+            fsync: FsyncPolicy::Never,
+            broker_defaults: Default::default(),
+            clock: Arc::new(SystemClock),
+        })
+        .unwrap();
+        log.create_topic("t", 1, &Default::default(), false)
+            .unwrap();
+        let store = Arc::new(GroupStore::open(log.clone(), 3).unwrap());
+        let config = GroupConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            ..GroupConfig::default()
+        };
+        (log, Coordinator::open(store, config))
+    }
+
+    fn offset(n: i64) -> Committed {
+        Committed {
+            offset: n,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: Now::system().wall_ms,
+        }
+    }
+
+    async fn listed(c: &Coordinator) -> Vec<(String, State)> {
+        c.list()
+            .await
+            .into_iter()
+            .map(|l| (l.group_id, l.state))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn expired_offsets_go_and_their_empty_groups_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, c) = coordinator(dir.path());
+        // A simple group (offsets only) and a group whose only member has left.
+        c.commit(
+            "simple",
+            ("", None, -1),
+            9,
+            vec![("t".into(), 0, offset(5))],
+        )
+        .await
+        .unwrap();
+        let join = JoinParams {
+            member_id: String::new(),
+            instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            require_known_member_id: true,
+        };
+        let Answer::Wait(rx) = c.join("left", join).await else {
+            panic!("a static member waits for its generation");
+        };
+        let joined = rx.await.unwrap();
+        let sync = SyncParams {
+            member_id: joined.member_id.clone(),
+            instance_id: Some("i".into()),
+            generation: joined.generation,
+            protocol_type: None,
+            protocol: None,
+            assignments: vec![],
+        };
+        let Answer::Wait(rx) = c.sync("left", sync).await else {
+            panic!("the leader's sync waits for the record to be written");
+        };
+        assert_eq!(rx.await.unwrap().error, 0);
+        c.commit(
+            "left",
+            (&joined.member_id, Some("i"), joined.generation),
+            9,
+            vec![("t".into(), 0, offset(7))],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            c.leave("left", &[(joined.member_id, None)]).await,
+            Ok(vec![0])
+        );
+        assert_eq!(
+            listed(&c).await,
+            vec![
+                ("left".into(), State::Empty),
+                ("simple".into(), State::Empty)
+            ]
+        );
+
+        // Not yet due: nothing changes.
+        c.expire_offsets(Duration::from_secs(3600)).await;
+        assert_eq!(listed(&c).await.len(), 2);
+        assert_eq!(c.store().get("simple", "t", 0).map(|c| c.offset), Some(5));
+
+        c.expire_offsets(Duration::ZERO).await;
+        assert!(listed(&c).await.is_empty());
+        assert_eq!(c.store().get("simple", "t", 0), None);
+        assert_eq!(c.store().get("left", "t", 0), None);
+
+        // The tombstones are durable: a reopened coordinator knows neither group.
+        drop(c);
+        let store = Arc::new(GroupStore::open(log, 3).unwrap());
+        let reopened = Coordinator::open(store, GroupConfig::default());
+        assert!(listed(&reopened).await.is_empty());
+    }
+}
