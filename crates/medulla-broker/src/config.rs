@@ -165,6 +165,30 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Most members one consumer group may have.",
     ),
     key(
+        "group.consumer.session.timeout.ms",
+        Some("45000"),
+        3,
+        "Session timeout of consumer-protocol (KIP-848) group members.",
+    ),
+    key(
+        "group.consumer.heartbeat.interval.ms",
+        Some("5000"),
+        3,
+        "Heartbeat interval given to consumer-protocol (KIP-848) group members.",
+    ),
+    key(
+        "group.consumer.assignors",
+        Some("uniform,range"),
+        7,
+        "Server-side assignors of consumer-protocol groups, the first being the default (Kafka's class names are accepted too).",
+    ),
+    key(
+        "group.consumer.max.size",
+        Some("2147483647"),
+        3,
+        "Most members one consumer-protocol group may have.",
+    ),
+    key(
         "connections.max.idle.ms",
         Some("600000"),
         5,
@@ -482,6 +506,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// The `group.*` keys.
     pub group: crate::groups::classic::GroupConfig,
+    /// The `group.consumer.*` keys (KIP-848 groups).
+    pub consumer_group: crate::groups::consumer::ConsumerConfig,
     /// `offsets.retention.minutes`, in milliseconds.
     pub offsets_retention_ms: u64,
     /// `offsets.retention.check.interval.ms`.
@@ -649,6 +675,41 @@ impl BrokerConfig {
             session_timeout_max_ms: group_max_session,
             max_size: num("group.max.size", 1, i32::MAX as i64)? as usize,
         };
+        let mut assignors = Vec::new();
+        for a in get("group.consumer.assignors")
+            .unwrap_or_default()
+            .split(',')
+        {
+            let a = a.trim();
+            let short = match a.rsplit('.').next().unwrap_or(a) {
+                "UniformAssignor" | "uniform" => "uniform",
+                "RangeAssignor" | "range" => "range",
+                "" => continue,
+                _ => {
+                    return Err(invalid(
+                        "group.consumer.assignors",
+                        a,
+                        "Medulla's assignors are uniform and range",
+                    ));
+                }
+            };
+            assignors.push(short.to_owned());
+        }
+        if assignors.is_empty() {
+            return Err(invalid(
+                "group.consumer.assignors",
+                "",
+                "at least one assignor",
+            ));
+        }
+        let consumer_group = crate::groups::consumer::ConsumerConfig {
+            session_timeout_ms: num("group.consumer.session.timeout.ms", 1, i32::MAX as i64)?
+                as i32,
+            heartbeat_interval_ms: num("group.consumer.heartbeat.interval.ms", 1, i32::MAX as i64)?
+                as i32,
+            assignors,
+            max_size: num("group.consumer.max.size", 1, i32::MAX as i64)? as usize,
+        };
         let offsets_retention_ms =
             num("offsets.retention.minutes", 1, i32::MAX as i64)? as u64 * 60_000;
         let offsets_retention_check_interval_ms =
@@ -709,6 +770,7 @@ impl BrokerConfig {
                 offsets_topic_partitions,
                 retention_check_interval_ms,
                 group,
+                consumer_group,
                 offsets_retention_ms,
                 offsets_retention_check_interval_ms,
                 offset_metadata_max_bytes,

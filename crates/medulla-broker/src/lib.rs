@@ -93,6 +93,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
     let coordinator = Arc::new(groups::coordinator::Coordinator::open(
         group_store,
         config.group.clone(),
+        config.consumer_group.clone(),
     ));
     let cluster_id =
         broker::load_or_create_cluster_id(&config.data_dir, config.node_id).map_err(|source| {

@@ -363,6 +363,62 @@ async fn every_advertised_version_round_trips() {
                         })
                         .map_err(|e| e.to_string())
                 }
+                ApiKey::ConsumerGroupHeartbeat => {
+                    let member = if v >= 1 {
+                        StrBytes::from_string(uuid::Uuid::new_v4().to_string())
+                    } else {
+                        StrBytes::default()
+                    };
+                    let r = ConsumerGroupHeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(format!("sweep-cg-{v}"))))
+                        .with_member_id(member)
+                        .with_member_epoch(0)
+                        .with_rebalance_timeout_ms(10_000)
+                        .with_subscribed_topic_names(Some(vec![name("sweep")]))
+                        .with_topic_partitions(Some(vec![]));
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(
+                                r.error_code, 0,
+                                "ConsumerGroupHeartbeat v{v}: {:?}",
+                                r.error_message
+                            );
+                            assert!(r.member_epoch >= 1);
+                            assert!(!r.member_id.unwrap_or_default().is_empty());
+                            let a = r.assignment.expect("an assignment on joining");
+                            assert_eq!(a.topic_partitions[0].topic_id, topic_id);
+                            assert_eq!(a.topic_partitions[0].partitions, vec![0, 1]);
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::ConsumerGroupDescribe => {
+                    let r = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+                        GroupId(StrBytes::from_static_str("sweep-cg-1")),
+                        GroupId(StrBytes::from_static_str("sweep-join-9")),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let (cg, classic) = (&r.groups[0], &r.groups[1]);
+                            assert_eq!(cg.error_code, 0, "ConsumerGroupDescribe v{v}");
+                            assert_eq!(cg.group_state.as_str(), "Stable");
+                            assert_eq!(cg.assignor_name.as_str(), "uniform");
+                            assert_eq!(cg.members.len(), 1);
+                            assert_eq!(
+                                cg.members[0].assignment.topic_partitions[0]
+                                    .topic_name
+                                    .0
+                                    .as_str(),
+                                "sweep"
+                            );
+                            assert_eq!(
+                                classic.error_code, 69,
+                                "a classic group is GROUP_ID_NOT_FOUND"
+                            );
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),

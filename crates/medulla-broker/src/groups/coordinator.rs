@@ -9,6 +9,12 @@
 //!
 //! Groups are created by a JoinGroup or by an offset commit without a generation (a
 //! "simple" group, as Kafka's); they go away when deleted or when their offsets expire.
+//!
+//! Consumer groups of KIP-848 (`consumer.rs`) are an overlay on the same ids: the classic
+//! map knows every group id (and holds what offsets need: state and expiry), the
+//! consumer map holds KIP-848 membership. One id is one group: a ConsumerGroupHeartbeat
+//! for a classic group with members, or a JoinGroup for a consumer group with members,
+//! is refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +27,7 @@ use super::classic::{
     Answer, Group, GroupConfig, GroupView, JoinParams, JoinResult, Now, State, SyncParams,
     SyncResult,
 };
+use super::consumer::{self, ConsumerConfig, ConsumerGroup, Heartbeat, HeartbeatResult, Topics};
 use super::store::{Committed, GroupStore};
 use crate::error::kafka_code;
 
@@ -30,7 +37,9 @@ type Shared = Arc<AsyncMutex<Group>>;
 pub struct Coordinator {
     store: Arc<GroupStore>,
     config: GroupConfig,
+    consumer_config: ConsumerConfig,
     groups: Mutex<HashMap<String, Shared>>,
+    consumer_groups: Mutex<HashMap<String, Arc<AsyncMutex<ConsumerGroup>>>>,
 }
 
 /// One group as ListGroups shows it.
@@ -40,8 +49,10 @@ pub struct Listed {
     pub group_id: String,
     /// Protocol type.
     pub protocol_type: String,
-    /// State.
-    pub state: State,
+    /// Kafka's state name.
+    pub state: &'static str,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: &'static str,
 }
 
 fn code(e: ResponseError) -> i16 {
@@ -56,7 +67,11 @@ async fn blocking<T: Send + 'static>(
 
 impl Coordinator {
     /// The coordinator over what `store` loaded.
-    pub fn open(store: Arc<GroupStore>, config: GroupConfig) -> Coordinator {
+    pub fn open(
+        store: Arc<GroupStore>,
+        config: GroupConfig,
+        consumer_config: ConsumerConfig,
+    ) -> Coordinator {
         let now = Now::system();
         let mut groups: HashMap<String, Shared> = store
             .take_loaded_groups()
@@ -77,8 +92,66 @@ impl Coordinator {
         Coordinator {
             store,
             config,
+            consumer_config,
             groups: Mutex::new(groups),
+            consumer_groups: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn consumer_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AsyncMutex<ConsumerGroup>>>> {
+        self.consumer_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn consumer_group(&self, id: &str) -> Option<Arc<AsyncMutex<ConsumerGroup>>> {
+        self.consumer_map().get(id).cloned()
+    }
+
+    /// The KIP-848 group `id`, if it has members.
+    async fn active_consumer_group(&self, id: &str) -> Option<Arc<AsyncMutex<ConsumerGroup>>> {
+        let g = self.consumer_group(id)?;
+        let active = !g.lock().await.is_empty();
+        active.then_some(g)
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub async fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        topics: &Topics,
+    ) -> Result<HeartbeatResult, consumer::Refusal> {
+        if group_id.is_empty() {
+            return Err((
+                ResponseError::InvalidGroupId.code(),
+                "GroupId can't be empty.".into(),
+            ));
+        }
+        // The group id must not name a classic group with members.
+        let classic = self.group_or_new(group_id);
+        if !classic.lock().await.is_idle() {
+            return Err((
+                ResponseError::GroupIdNotFound.code(),
+                format!("Group {group_id} is not a consumer group."),
+            ));
+        }
+        let shared = self
+            .consumer_map()
+            .entry(group_id.to_owned())
+            .or_insert_with(|| Arc::new(AsyncMutex::new(ConsumerGroup::new(&self.consumer_config))))
+            .clone();
+        let mut g = shared.lock().await;
+        g.heartbeat(hb, topics, Now::system(), &self.consumer_config)
+    }
+
+    /// ConsumerGroupDescribe for one group; `None` if it is not a consumer group.
+    pub async fn consumer_describe(&self, group_id: &str) -> Option<consumer::GroupView> {
+        let g = self.consumer_group(group_id)?;
+        let g = g.lock().await;
+        Some(g.view())
     }
 
     /// The offsets and group records.
@@ -154,6 +227,15 @@ impl Coordinator {
                 ..Default::default()
             });
         }
+        if self.active_consumer_group(group_id).await.is_some() {
+            return Answer::Now(JoinResult {
+                error: code(ResponseError::InconsistentGroupProtocol),
+                generation: -1,
+                member_id: p.member_id,
+                ..Default::default()
+            });
+        }
+        self.consumer_map().remove(group_id);
         let shared = self.group_or_new(group_id);
         let answer = {
             let mut g = shared.lock().await;
@@ -225,6 +307,17 @@ impl Coordinator {
         commits: Vec<(String, i32, Committed)>,
     ) -> Result<(), i16> {
         let (member_id, instance_id, generation) = member;
+        if let Some(cg) = self.active_consumer_group(group_id).await {
+            cg.lock().await.validate_commit(member_id, generation)?;
+            if commits.is_empty() {
+                return Ok(());
+            }
+            let store = self.store.clone();
+            let id = group_id.to_owned();
+            return blocking(move || store.commit(&id, commits))
+                .await
+                .map_err(|e| kafka_code(&e));
+        }
         let shared = match self.group(group_id) {
             Some(g) => g,
             // Kafka: a commit without a generation creates a "simple" group; with one it
@@ -261,10 +354,20 @@ impl Coordinator {
             if g.state() == State::Dead {
                 continue;
             }
+            if let Some(cg) = self.consumer_group(&group_id) {
+                out.push(Listed {
+                    group_id,
+                    protocol_type: "consumer".to_owned(),
+                    state: cg.lock().await.state(),
+                    group_type: "consumer",
+                });
+                continue;
+            }
             out.push(Listed {
                 group_id,
                 protocol_type: g.protocol_type().to_owned(),
-                state: g.state(),
+                state: g.state().name(),
+                group_type: "classic",
             });
         }
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -273,6 +376,10 @@ impl Coordinator {
 
     /// DescribeGroups for one group; `None` if it does not exist.
     pub async fn describe(&self, group_id: &str) -> Option<GroupView> {
+        if self.consumer_group(group_id).is_some() {
+            // Kafka: DescribeGroups does not describe consumer groups.
+            return None;
+        }
         let shared = self.group(group_id)?;
         let g = shared.lock().await;
         (g.state() != State::Dead).then(|| g.view())
@@ -282,6 +389,9 @@ impl Coordinator {
     pub async fn delete_group(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
             return code(ResponseError::InvalidGroupId);
+        }
+        if self.active_consumer_group(group_id).await.is_some() {
+            return code(ResponseError::NonEmptyGroup);
         }
         let Some(shared) = self.group(group_id) else {
             return code(ResponseError::GroupIdNotFound);
@@ -301,6 +411,7 @@ impl Coordinator {
         }
         g.kill();
         self.map().remove(group_id);
+        self.consumer_map().remove(group_id);
         0
     }
 
@@ -314,10 +425,15 @@ impl Coordinator {
             return Err(code(ResponseError::GroupIdNotFound));
         };
         let g = shared.lock().await;
-        let subscribed = match g.state() {
-            State::Dead => return Err(code(ResponseError::GroupIdNotFound)),
-            State::Empty => Default::default(),
-            _ => g
+        let consumer_topics = match self.active_consumer_group(group_id).await {
+            Some(cg) => Some(cg.lock().await.subscribed_topics()),
+            None => None,
+        };
+        let subscribed = match (consumer_topics, g.state()) {
+            (Some(topics), _) => topics,
+            (None, State::Dead) => return Err(code(ResponseError::GroupIdNotFound)),
+            (None, State::Empty) => Default::default(),
+            (None, _) => g
                 .subscribed_topics()
                 .ok_or(code(ResponseError::NonEmptyGroup))?,
         };
@@ -364,6 +480,12 @@ impl Coordinator {
             g.tick(now);
             self.persist(&id, &mut g).await;
         }
+        let consumer_groups: Vec<_> = self.consumer_map().values().cloned().collect();
+        for shared in consumer_groups {
+            if let Ok(mut g) = shared.try_lock() {
+                g.tick(now);
+            }
+        }
     }
 
     /// Kafka's offset expiry (`offsets.retention.minutes`): the offsets of a group that
@@ -375,7 +497,7 @@ impl Coordinator {
         let cutoff = now.wall_ms.saturating_sub(retention_ms);
         for (id, shared) in self.snapshot() {
             let mut g = shared.lock().await;
-            if !g.is_idle() {
+            if !g.is_idle() || self.active_consumer_group(&id).await.is_some() {
                 continue;
             }
             let offsets = self.store.all(&id);
@@ -407,6 +529,7 @@ impl Coordinator {
                     g.kill();
                     drop(g);
                     self.map().remove(&id);
+                    self.consumer_map().remove(&id);
                 }
                 Ok(()) => {}
                 Err(e) => tracing::error!(group = %id, error = %e, "cannot expire offsets"),
@@ -436,7 +559,10 @@ mod tests {
             initial_rebalance_delay: Duration::ZERO,
             ..GroupConfig::default()
         };
-        (log, Coordinator::open(store, config))
+        (
+            log,
+            Coordinator::open(store, config, ConsumerConfig::default()),
+        )
     }
 
     fn offset(n: i64) -> Committed {
@@ -448,7 +574,7 @@ mod tests {
         }
     }
 
-    async fn listed(c: &Coordinator) -> Vec<(String, State)> {
+    async fn listed(c: &Coordinator) -> Vec<(String, &'static str)> {
         c.list()
             .await
             .into_iter()
@@ -510,10 +636,7 @@ mod tests {
         );
         assert_eq!(
             listed(&c).await,
-            vec![
-                ("left".into(), State::Empty),
-                ("simple".into(), State::Empty)
-            ]
+            vec![("left".into(), "Empty"), ("simple".into(), "Empty")]
         );
 
         // Not yet due: nothing changes.
@@ -529,7 +652,7 @@ mod tests {
         // The tombstones are durable: a reopened coordinator knows neither group.
         drop(c);
         let store = Arc::new(GroupStore::open(log, 3).unwrap());
-        let reopened = Coordinator::open(store, GroupConfig::default());
+        let reopened = Coordinator::open(store, GroupConfig::default(), ConsumerConfig::default());
         assert!(listed(&reopened).await.is_empty());
     }
 }

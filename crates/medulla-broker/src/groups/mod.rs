@@ -7,5 +7,6 @@
 //! - `coordinator.rs`: the groups, their locks, persistence and timers.
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod store;

@@ -16,16 +16,19 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    OffsetDeleteRequest, OffsetDeleteResponse, ResponseKind, SyncGroupRequest, SyncGroupResponse,
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse, ResponseKind, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Pending, Reply};
 use crate::broker::Broker;
 use crate::groups::classic::{Answer, JoinParams, JoinResult, State, SyncParams, SyncResult};
+use crate::groups::consumer::{self, Heartbeat, Topics};
 
 /// DescribeGroups' `authorized_operations` when not computed (no ACLs yet), as Metadata.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -223,14 +226,14 @@ pub async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResp
         .list()
         .await
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(s(g.group_id)))
                 .with_protocol_type(s(g.protocol_type))
-                .with_group_state(s(g.state.name()))
-                .with_group_type(s("classic"))
+                .with_group_state(s(g.state))
+                .with_group_type(s(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
@@ -334,4 +337,154 @@ pub async fn delete_offsets(broker: &Broker, request: OffsetDeleteRequest) -> Of
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+fn to_assignment(
+    a: &kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions,
+) -> (uuid::Uuid, Vec<i32>) {
+    (a.topic_id, a.partitions.clone())
+}
+
+/// ConsumerGroupHeartbeat (KIP-848).
+pub async fn consumer_heartbeat(
+    broker: &Broker,
+    request: ConsumerGroupHeartbeatRequest,
+    peer: SocketAddr,
+    client_id: &str,
+) -> ConsumerGroupHeartbeatResponse {
+    use kafka_protocol::messages::consumer_group_heartbeat_response::{
+        Assignment, TopicPartitions,
+    };
+    let topics: Topics = broker
+        .log()
+        .topics()
+        .into_iter()
+        .filter(|t| t.name != crate::groups::store::OFFSETS_TOPIC)
+        .map(|t| (t.name, (t.id, t.partitions)))
+        .collect();
+    let owned = request.topic_partitions.as_ref().map(|tps| {
+        let mut a = consumer::Assignment::new();
+        for tp in tps {
+            let (id, ps) = to_assignment(tp);
+            a.entry(id).or_default().extend(ps);
+        }
+        a
+    });
+    let hb = Heartbeat {
+        member_id: request.member_id.to_string(),
+        member_epoch: request.member_epoch,
+        instance_id: opt(&request.instance_id),
+        rack_id: opt(&request.rack_id),
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        subscribed_topic_names: request
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
+        subscribed_topic_regex: opt(&request.subscribed_topic_regex),
+        server_assignor: opt(&request.server_assignor),
+        owned,
+        client_id: client_id.to_owned(),
+        client_host: format!("/{}", peer.ip()),
+    };
+    match broker
+        .groups()
+        .consumer_heartbeat(&request.group_id.0, hb, &topics)
+        .await
+    {
+        Ok(r) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(s(r.member_id)))
+            .with_member_epoch(r.member_epoch)
+            .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+            .with_assignment(r.assignment.map(|a| {
+                Assignment::default().with_topic_partitions(
+                    a.into_iter()
+                        .map(|(id, ps)| {
+                            TopicPartitions::default()
+                                .with_topic_id(id)
+                                .with_partitions(ps.into_iter().collect())
+                        })
+                        .collect(),
+                )
+            })),
+        Err((code, message)) => ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(s(message)))
+            .with_member_id(Some(request.member_id))
+            .with_member_epoch(request.member_epoch),
+    }
+}
+
+/// ConsumerGroupDescribe (KIP-848). A group that is not a consumer group is
+/// GROUP_ID_NOT_FOUND, which tells admin clients to try DescribeGroups.
+pub async fn consumer_describe(
+    broker: &Broker,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    use kafka_protocol::messages::consumer_group_describe_response::{
+        Assignment, DescribedGroup, Member, TopicPartitions,
+    };
+    let names: std::collections::HashMap<uuid::Uuid, String> = broker
+        .log()
+        .topics()
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    let assignment = |a: consumer::Assignment| {
+        Assignment::default().with_topic_partitions(
+            a.into_iter()
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_topic_name(kafka_protocol::messages::TopicName(s(names
+                            .get(&id)
+                            .cloned()
+                            .unwrap_or_default())))
+                        .with_partitions(ps.into_iter().collect())
+                })
+                .collect(),
+        )
+    };
+    let mut groups = Vec::with_capacity(request.group_ids.len());
+    for id in request.group_ids {
+        let described = DescribedGroup::default()
+            .with_group_id(id.clone())
+            .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        let described = match broker.groups().consumer_describe(&id.0).await {
+            None => described
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(s(format!("Group {} is not a consumer group.", id.0))))
+                .with_group_state(s("Dead")),
+            Some(v) => described
+                .with_group_state(s(v.state))
+                .with_group_epoch(v.epoch)
+                .with_assignment_epoch(v.assignment_epoch)
+                .with_assignor_name(s(v.assignor))
+                .with_members(
+                    v.members
+                        .into_iter()
+                        .map(|m| {
+                            Member::default()
+                                .with_member_id(s(m.member_id))
+                                .with_instance_id(m.instance_id.map(s))
+                                .with_rack_id(m.rack_id.map(s))
+                                .with_member_epoch(m.member_epoch)
+                                .with_client_id(s(m.client_id))
+                                .with_client_host(s(m.client_host))
+                                .with_subscribed_topic_names(
+                                    m.subscribed_topic_names
+                                        .into_iter()
+                                        .map(|t| kafka_protocol::messages::TopicName(s(t)))
+                                        .collect(),
+                                )
+                                .with_subscribed_topic_regex(m.subscribed_topic_regex.map(s))
+                                .with_assignment(assignment(m.assignment))
+                                .with_target_assignment(assignment(m.target))
+                                .with_member_type(1)
+                        })
+                        .collect(),
+                ),
+        };
+        groups.push(described);
+    }
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }

@@ -97,6 +97,15 @@ pub async fn dispatch(
         RequestKind::OffsetDelete(r) => Reply::Now(ResponseKind::OffsetDelete(
             groups::delete_offsets(broker, r).await,
         )),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            Reply::Now(ResponseKind::ConsumerGroupHeartbeat(
+                groups::consumer_heartbeat(broker, r, peer, client_id).await,
+            ))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => Reply::Now(ResponseKind::ConsumerGroupDescribe(
+            groups::consumer_describe(broker, r).await,
+        )),
         RequestKind::Fetch(r) => Reply::Later(Box::pin(fetch::handle(broker.clone(), r, version))),
         RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(
             list_offsets::handle(broker, r).await,
