@@ -487,3 +487,32 @@ fn leaving_members_trigger_a_rebalance_and_the_last_one_empties_the_group() {
     assert!(g.is_idle());
     assert_eq!(g.generation(), 2);
 }
+
+#[test]
+fn any_protocol_type_works_with_opaque_metadata() {
+    // Schema registries elect their leader through a group of protocol type `sr`.
+    let clock = Clock::new();
+    let cfg = config(0);
+    let mut g = Group::new(clock.at(0), &cfg);
+    let sr = |member: &str, meta: &'static [u8]| JoinParams {
+        protocol_type: "sr".into(),
+        protocols: vec![("v0".into(), Bytes::from_static(meta))],
+        ..params(member, None, &[])
+    };
+    let first = now_result(g.join(sr("", b"\x00\x01host-a:8081"), clock.at(0), &cfg));
+    let mut rx = waiting(g.join(
+        sr(&first.member_id, b"\x00\x01host-a:8081"),
+        clock.at(0),
+        &cfg,
+    ));
+    let j = ready(&mut rx);
+    assert_eq!(j.protocol_type.as_deref(), Some("sr"));
+    assert_eq!(j.members[0].2, Bytes::from_static(b"\x00\x01host-a:8081"));
+    assert_eq!(g.view().protocol_type, "sr");
+    // A member of another protocol type cannot join.
+    assert_eq!(
+        now_result(g.join(params("", None, RANGE), clock.at(0), &cfg)).error,
+        code(ResponseError::InconsistentGroupProtocol)
+    );
+    assert_eq!(g.subscribed_topics(), None, "not a consumer-protocol group");
+}
