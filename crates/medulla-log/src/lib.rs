@@ -70,6 +70,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+mod cleaner;
 mod clock;
 pub mod config;
 mod error;
@@ -82,11 +83,12 @@ mod segment;
 #[cfg(test)]
 mod test_support;
 
+pub use cleaner::CleanerConfig;
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigEntry, ConfigSource, TopicConfig};
 pub use error::{LogError, Result};
 pub use manager::{AlterOp, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta};
-pub use partition::{AppendInfo, PartitionLog, TimestampLookup};
+pub use partition::{AppendInfo, CleanStats, PartitionLog, TimestampLookup};
 
 #[cfg(test)]
 mod tidy {

@@ -1,0 +1,1 @@
+//! Tests of log compaction on one partition.
