@@ -447,8 +447,8 @@ pub(crate) struct RawRecord<'a> {
     pub written_timestamp: i64,
     /// The key, `None` when null.
     pub key: Option<&'a [u8]>,
-    /// The value is null: a tombstone.
-    pub value_is_null: bool,
+    /// The value, `None` when null (a tombstone).
+    pub value: Option<&'a [u8]>,
     /// The record's attributes byte.
     pub attributes: u8,
     /// Everything after the offset delta: key, value and headers, as encoded.
@@ -500,11 +500,7 @@ fn records_section<'a>(
     let section = &batch[BATCH_HEADER_BYTES..];
     Ok(match header.compression()? {
         Compression::None => std::borrow::Cow::Borrowed(section),
-        codec => std::borrow::Cow::Owned(decompress(
-            codec,
-            section,
-            DECOMPRESSED_BATCH_BYTES_MAX,
-        )?),
+        codec => std::borrow::Cow::Owned(decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX)?),
     })
 }
 
@@ -548,7 +544,7 @@ fn walk_records<'a>(
         previous_delta = offset_delta;
         let tail_start = record.position;
         let key = record.nullable_bytes("key")?;
-        let value_is_null = record.nullable_bytes("value")?.is_none();
+        let value = record.nullable_bytes("value")?;
         let header_count = record.varint()?;
         if header_count < 0 {
             return Err(corrupt(format!(
@@ -581,7 +577,7 @@ fn walk_records<'a>(
             },
             written_timestamp,
             key,
-            value_is_null,
+            value,
             attributes,
             tail: &body[tail_start..],
             encoded: &records[record_start..cursor.position],

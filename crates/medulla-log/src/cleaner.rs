@@ -312,7 +312,11 @@ pub(crate) fn clean_filthiest(
         .iter()
         .filter_map(|p| p.cleanable().map(|c| (c.forced, c.dirty_ratio, p)))
         .collect();
-    candidates.sort_by(|a, b| (b.0, b.1).partial_cmp(&(a.0, a.1)).unwrap_or(std::cmp::Ordering::Equal));
+    candidates.sort_by(|a, b| {
+        (b.0, b.1)
+            .partial_cmp(&(a.0, a.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     for (_, _, partition) in candidates {
         let Some(_claim) = partition.claim_cleaning() else {
             continue;
@@ -355,7 +359,10 @@ mod tests {
         assert!(map.put(b"b", 2));
         assert!(map.put(b"a", 3), "a known key is updated when full");
         assert!(!map.put(b"c", 4), "a new key is refused when full");
-        assert_eq!((map.get(b"a"), map.get(b"b"), map.get(b"c")), (Some(3), Some(2), None));
+        assert_eq!(
+            (map.get(b"a"), map.get(b"b"), map.get(b"c")),
+            (Some(3), Some(2), None)
+        );
         map.clear();
         assert_eq!(map.len(), 0);
         assert!(map.put(b"c", 4));

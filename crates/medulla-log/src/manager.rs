@@ -403,7 +403,8 @@ impl LogManager {
         let mut passes = 0;
         // Each pass leaves its partition clean up to the active segment (or as far as the
         // map reached), so this ends; the bound only guards against a clock that moves.
-        while passes < partitions.len() * 64 && cleaner::clean_filthiest(&partitions, &mut context) {
+        while passes < partitions.len() * 64 && cleaner::clean_filthiest(&partitions, &mut context)
+        {
             passes += 1;
         }
         Ok(passes)

@@ -689,7 +689,6 @@ impl CleanedSegment {
         self.log.set_modified(modified)
     }
 
-
     /// The live segment these files become once renamed (the open handles follow the
     /// renames). Sealed and synced: nothing in it is dirty.
     pub fn into_segment(self, dir: &Path, now_ms: i64) -> Segment {

@@ -88,7 +88,7 @@ pub(crate) fn filter_batch(
     let mut kept_tombstone = false;
     for_each_raw_record(batch_bytes, header, Deltas::Increasing, |record| {
         let offset = header.base_offset + i64::from(record.offset_delta);
-        let tombstone = record.value_is_null;
+        let tombstone = record.value.is_none();
         let keep = if offset >= rules.covered_end {
             true
         } else {
@@ -208,7 +208,7 @@ mod tests {
         (bytes, header)
     }
 
-    /// (offset, timestamp, key is null) of every record, read back with the CRC checked.
+    /// (offset, timestamp) of every record, read back with the CRC checked.
     fn records(bytes: &[u8]) -> Vec<(i64, i64)> {
         let header = parse_header(bytes).unwrap();
         batch::check_crc(bytes, &header).unwrap();
@@ -226,7 +226,11 @@ mod tests {
         let (bytes, header) = batch(Compression::None);
         let result = filter_batch(&bytes, &header, &rules(T0), |_, _| false).unwrap();
         // The tombstone needs a horizon: the batch is rewritten once for it.
-        let Filtered::Rewritten { bytes: first, header: h } = result.filtered else {
+        let Filtered::Rewritten {
+            bytes: first,
+            header: h,
+        } = result.filtered
+        else {
             panic!("{result:?}")
         };
         assert_eq!(h.delete_horizon_ms(), Some(T0 + 100));
@@ -249,15 +253,28 @@ mod tests {
             Compression::Zstd,
         ] {
             let (bytes, header) = batch(codec);
-            let result = filter_batch(&bytes, &header, &rules(T0), |key, _| key == b"k0" || key == b"k3")
-                .unwrap();
-            let Filtered::Rewritten { bytes: out, header: h } = result.filtered else {
+            let result = filter_batch(&bytes, &header, &rules(T0), |key, _| {
+                key == b"k0" || key == b"k3"
+            })
+            .unwrap();
+            let Filtered::Rewritten {
+                bytes: out,
+                header: h,
+            } = result.filtered
+            else {
                 panic!("{codec:?}: {result:?}")
             };
             assert_eq!(result.dropped_records, 2);
             assert_eq!(h.compression().unwrap(), codec);
-            assert_eq!((h.base_offset, h.last_offset_delta, h.records_count), (10, 3, 2));
-            assert_eq!(records(&out), vec![(11, T0 + 10), (12, T0 + 20)], "{codec:?}");
+            assert_eq!(
+                (h.base_offset, h.last_offset_delta, h.records_count),
+                (10, 3, 2)
+            );
+            assert_eq!(
+                records(&out),
+                vec![(11, T0 + 10), (12, T0 + 20)],
+                "{codec:?}"
+            );
             assert_eq!(h.max_timestamp, T0 + 20);
             assert_eq!(h.producer_id, header.producer_id);
             // What the log's recovery checks of stored batches accepts.
@@ -273,12 +290,20 @@ mod tests {
             panic!()
         };
         let late = filter_batch(&bytes, &header, &rules(T0 + 100), |_, _| false).unwrap();
-        let Filtered::Rewritten { bytes: out, header: h } = late.filtered else {
+        let Filtered::Rewritten {
+            bytes: out,
+            header: h,
+        } = late.filtered
+        else {
             panic!("{late:?}")
         };
         assert_eq!(late.tombstone_horizon_ms, None);
         assert_eq!(records(&out), vec![(10, T0), (12, T0 + 20), (13, T0 + 30)]);
-        assert_eq!(h.delete_horizon_ms(), Some(T0 + 100), "the flag stays, as in Kafka");
+        assert_eq!(
+            h.delete_horizon_ms(),
+            Some(T0 + 100),
+            "the flag stays, as in Kafka"
+        );
     }
 
     #[test]
@@ -290,7 +315,11 @@ mod tests {
         };
         // Only offset 10 is covered; everything else stays untouched.
         let result = filter_batch(&bytes, &header, &rules, |_, _| true).unwrap();
-        let Filtered::Rewritten { bytes: out, header: h } = result.filtered else {
+        let Filtered::Rewritten {
+            bytes: out,
+            header: h,
+        } = result.filtered
+        else {
             panic!()
         };
         assert_eq!(h.delete_horizon_ms(), None);

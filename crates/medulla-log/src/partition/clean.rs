@@ -165,7 +165,9 @@ impl PartitionLog {
         let dirty = || sealed.iter().filter(move |s| s.next_base > first_dirty);
         let lag_start = now_ms.saturating_sub(config.min_compaction_lag_ms.max(0));
         let first_uncleanable = dirty()
-            .find(|s| config.min_compaction_lag_ms > 0 && s.max_timestamp.is_some_and(|ts| ts > lag_start))
+            .find(|s| {
+                config.min_compaction_lag_ms > 0 && s.max_timestamp.is_some_and(|ts| ts > lag_start)
+            })
             .map_or(active_base, Sealed::base);
         let clean_bytes: u64 = sealed
             .iter()
@@ -190,20 +192,20 @@ impl PartitionLog {
                 oldest < now_ms.saturating_sub(config.max_compaction_lag_ms.max(0))
             });
         let horizon_due = horizon.is_some_and(|h| now_ms >= h) && !sealed.is_empty();
-        let cleanable = if dirty_bytes > 0 && (lag_due || dirty_ratio > config.min_cleanable_dirty_ratio)
-        {
-            Some(Cleanable {
-                dirty_ratio,
-                forced: lag_due,
-            })
-        } else if horizon_due {
-            Some(Cleanable {
-                dirty_ratio,
-                forced: true,
-            })
-        } else {
-            None
-        };
+        let cleanable =
+            if dirty_bytes > 0 && (lag_due || dirty_ratio > config.min_cleanable_dirty_ratio) {
+                Some(Cleanable {
+                    dirty_ratio,
+                    forced: lag_due,
+                })
+            } else if horizon_due {
+                Some(Cleanable {
+                    dirty_ratio,
+                    forced: true,
+                })
+            } else {
+                None
+            };
         Plan {
             sealed,
             first_dirty,
@@ -240,7 +242,8 @@ impl PartitionLog {
         let mut horizon: Option<i64> = None;
         let rewrite: Vec<&Sealed> = plan.sealed.iter().filter(|s| s.base() < map_end).collect();
         for group in groups(&rewrite, config.segment_bytes) {
-            let cleaned = self.clean_group(&group, &rules, &config, context, &mut stats, &mut horizon)?;
+            let cleaned =
+                self.clean_group(&group, &rules, &config, context, &mut stats, &mut horizon)?;
             if !cleaned {
                 return Ok(None);
             }
@@ -441,7 +444,10 @@ impl PartitionLog {
             if state.segments.keys().next() == Some(&base) {
                 // The log's first segment goes: persist the log start, so that a restart
                 // keeps it below the first surviving record instead of moving it up.
-                fsutil::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), state.log_start_offset)?;
+                fsutil::write_checkpoint(
+                    &self.dir.join(LOG_START_CHECKPOINT),
+                    state.log_start_offset,
+                )?;
             }
             // Ascending: a crash part-way leaves an original suffix of the group.
             for s in group {
@@ -536,7 +542,8 @@ impl PartitionLog {
         let output = output.expect("crash tests clean groups that keep records");
         let dir = &self.dir;
         let [index, time_index, log] = segment::segment_paths(dir, base, CLEANED_SUFFIX);
-        let [swap_index, swap_time_index, swap_log] = segment::segment_paths(dir, base, SWAP_SUFFIX);
+        let [swap_index, swap_time_index, swap_log] =
+            segment::segment_paths(dir, base, SWAP_SUFFIX);
         let [live_index, live_time_index, _] = segment::segment_paths(dir, base, "");
         drop(output);
         if point == CrashPoint::Cleaned {
