@@ -85,6 +85,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
     })?;
+    log.start_cleaner(config.cleaner.clone())?;
     let offsets = Arc::new(groups::offsets::OffsetStore::open(
         log.clone(),
         config.offsets_topic_partitions,
