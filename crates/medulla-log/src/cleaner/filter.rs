@@ -44,8 +44,10 @@ pub(crate) struct FilterResult {
     pub filtered: Filtered,
     /// Records removed.
     pub dropped_records: usize,
-    /// The delete horizon of the batch as written, when it still holds tombstones: the
-    /// earliest time a later pass could remove them.
+    /// The delete horizon of the batch as written, when it still holds tombstones the
+    /// pass covered: from then on the next pass removes them. (Tombstones past the key
+    /// map wait for a pass that covers them, so they do not count: a partition due for
+    /// its horizon is always cleared of it by one pass.)
     pub tombstone_horizon_ms: Option<i64>,
 }
 
@@ -85,7 +87,6 @@ pub(crate) fn filter_batch(
     // when the batch has to be rebuilt.
     let mut decisions: Vec<(bool, bool)> = Vec::with_capacity(header.records_count.max(0) as usize);
     let mut covered_tombstone = false;
-    let mut kept_tombstone = false;
     for_each_raw_record(batch_bytes, header, Deltas::Increasing, |record| {
         let offset = header.base_offset + i64::from(record.offset_delta);
         let tombstone = record.value.is_none();
@@ -98,9 +99,8 @@ pub(crate) fn filter_batch(
                 Some(_) => !(tombstone && horizon_passed),
             }
         };
-        if keep && tombstone {
-            kept_tombstone = true;
-            covered_tombstone |= offset < rules.covered_end;
+        if keep && tombstone && offset < rules.covered_end {
+            covered_tombstone = true;
         }
         decisions.push((keep, tombstone));
         std::ops::ControlFlow::Continue(())
@@ -113,7 +113,7 @@ pub(crate) fn filter_batch(
     } else {
         horizon
     };
-    let tombstone_horizon_ms = written_horizon.filter(|_| kept_tombstone);
+    let tombstone_horizon_ms = written_horizon.filter(|_| covered_tombstone);
     let filtered = if kept == 0 {
         Filtered::Dropped
     } else if dropped_records == 0 && !set_horizon {
