@@ -560,18 +560,6 @@ pub(crate) struct CleanedWriter {
     times: Vec<TimeEntry>,
 }
 
-/// A finished cleaned segment: synced, still under its `.cleaned` names.
-pub(crate) struct CleanedSegment {
-    base_offset: i64,
-    log: File,
-    size_bytes: u64,
-    next_offset: i64,
-    offset_index: IndexFile<OffsetEntry>,
-    time_index: IndexFile<TimeEntry>,
-    tracker: Tracker,
-    first_batch_timestamp: Option<i64>,
-}
-
 impl CleanedWriter {
     /// Creates (or empties) the `.cleaned` log file of segment `base_offset`.
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u32) -> io::Result<Self> {
@@ -643,7 +631,10 @@ impl CleanedWriter {
     }
 
     /// Writes the rest of the log and both indexes (`.cleaned`) and syncs all three.
-    pub fn finish(mut self) -> io::Result<CleanedSegment> {
+    /// The sealed segment returned still lives under the `.cleaned` names until the
+    /// swap renames them (its open handles follow the renames); until then only
+    /// [`remove_temporary_files`] may remove it, never [`Segment::delete_files`].
+    pub fn finish(mut self, now_ms: i64) -> io::Result<Segment> {
         self.write_buffer()?;
         self.log.sync_data()?;
         if let Some((ts, offset)) = self.tracker.max
@@ -659,47 +650,14 @@ impl CleanedWriter {
         let [index, time_index, _] = segment_paths(&self.dir, self.base_offset, CLEANED_SUFFIX);
         let offset_index = IndexFile::write_new(&index, self.offsets, false, true)?;
         let time_index = IndexFile::write_new(&time_index, self.times, false, true)?;
-        Ok(CleanedSegment {
+        Ok(Segment {
             base_offset: self.base_offset,
-            log: self.log,
+            dir: self.dir,
+            log: Arc::new(self.log),
             size_bytes: self.size_bytes,
             next_offset: self.next_offset.unwrap_or(self.base_offset),
             offset_index,
             time_index,
-            tracker: self.tracker,
-            first_batch_timestamp: self.first_batch_timestamp,
-        })
-    }
-
-    /// Abandons the segment and removes its files.
-    pub fn discard(self) {
-        remove_temporary_files(&self.dir, self.base_offset);
-    }
-}
-
-impl CleanedSegment {
-    /// Bytes in the log.
-    pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
-    }
-
-    /// Gives the log file the modification time of the newest segment it replaces, as
-    /// Kafka does, so that the mtime fallback of time retention does not restart.
-    pub fn set_modified(&self, modified: std::time::SystemTime) -> io::Result<()> {
-        self.log.set_modified(modified)
-    }
-
-    /// The live segment these files become once renamed (the open handles follow the
-    /// renames). Sealed and synced: nothing in it is dirty.
-    pub fn into_segment(self, dir: &Path, now_ms: i64) -> Segment {
-        Segment {
-            base_offset: self.base_offset,
-            dir: dir.to_path_buf(),
-            log: Arc::new(self.log),
-            size_bytes: self.size_bytes,
-            next_offset: self.next_offset,
-            offset_index: self.offset_index,
-            time_index: self.time_index,
             tracker: self.tracker,
             first_batch_timestamp: self.first_batch_timestamp,
             created_ms: now_ms,
@@ -708,7 +666,12 @@ impl CleanedSegment {
             index_dirty: false,
             #[cfg(test)]
             fail_next_write: false,
-        }
+        })
+    }
+
+    /// Abandons the segment and removes its files.
+    pub fn discard(self) {
+        remove_temporary_files(&self.dir, self.base_offset);
     }
 }
 

@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Medulla, client_config, topic_name};
+use common::{DEADLINE, Medulla, client_config, consumer_from_beginning, topic_name};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 const KEYS: usize = 1_000;
 const UPDATES: usize = 100_000;
@@ -43,18 +41,7 @@ fn log_bytes(data_dir: &Path, topic: &str) -> u64 {
 
 /// Everything in partition 0 from the beginning up to the high watermark.
 fn read_all(addr: &str, topic: &str) -> Records {
-    let consumer: BaseConsumer = client_config(addr)
-        .set("group.id", "medulla-test-unused")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let (_, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).expect("assign");
+    let (consumer, high) = consumer_from_beginning(addr, topic, 0);
     let mut got = Records::new();
     let start = Instant::now();
     loop {

@@ -29,7 +29,7 @@ use std::ops::ControlFlow;
 use super::*;
 use crate::cleaner::PassContext;
 use crate::cleaner::filter::{Filtered, Rules, filter_batch};
-use crate::segment::{CLEANED_SUFFIX, CleanedSegment, CleanedWriter, SWAP_SUFFIX, SegmentView};
+use crate::segment::{CLEANED_SUFFIX, CleanedWriter, SWAP_SUFFIX, SegmentView};
 
 /// The cleaner's checkpoint: the first dirty offset (Kafka keeps one such file per log
 /// directory, `cleaner-offset-checkpoint`; ours is per partition, like our others).
@@ -386,7 +386,7 @@ impl PartitionLog {
             stats.segments_after += 1;
             return Ok(true);
         }
-        let cleaned = match writer.finish() {
+        let cleaned = match writer.finish(self.clock.now_ms()) {
             Ok(c) => c,
             Err(e) => {
                 segment::remove_temporary_files(&self.dir, base);
@@ -404,7 +404,7 @@ impl PartitionLog {
                 .filter_map(|s| s.view.log.metadata().and_then(|m| m.modified()).ok())
                 .max()
             {
-                cleaned.set_modified(modified)?;
+                cleaned.log_file().set_modified(modified)?;
             }
             stats.segments_after += 1;
             Some(cleaned)
@@ -420,7 +420,7 @@ impl PartitionLog {
     }
 
     /// Replaces `group` by `output` (or by nothing) in the directory and the map.
-    fn swap(&self, group: &[&Sealed], output: Option<CleanedSegment>) -> crate::Result<Swap> {
+    fn swap(&self, group: &[&Sealed], output: Option<Segment>) -> crate::Result<Swap> {
         let base = group[0].base();
         let mut state = lock(&self.state);
         let current = group.iter().all(|s| {
@@ -473,7 +473,7 @@ impl PartitionLog {
         }
         let renamed = segment::rename_segment_files(&self.dir, base, SWAP_SUFFIX, "")
             .and_then(|()| fsutil::sync_dir(&self.dir));
-        let mut segment = output.into_segment(&self.dir, self.clock.now_ms());
+        let mut segment = output;
         segment.dirty = dirty;
         segment.index_dirty = index_dirty;
         state.segments.insert(base, segment);
@@ -536,7 +536,7 @@ impl PartitionLog {
         &self,
         point: CrashPoint,
         group: &[&Sealed],
-        output: Option<CleanedSegment>,
+        output: Option<Segment>,
     ) -> crate::Result<bool> {
         let base = group[0].base();
         let output = output.expect("crash tests clean groups that keep records");
