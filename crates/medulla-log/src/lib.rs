@@ -20,6 +20,12 @@
 //! marker) the segments written since the last recorded sync are scanned batch by batch
 //! and cut at the first torn or corrupt one.
 //!
+//! Compaction: [`LogManager::start_cleaner`] runs Kafka's log cleaner on background
+//! threads for `cleanup.policy=compact` topics. It keeps the latest record of every key
+//! (offsets never change; a read inside a removed range gets the next batch), removes
+//! tombstones `delete.retention.ms` after it first rewrote them (KIP-534), works
+//! without the partition's lock and swaps cleaned segments in crash-safely.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::sync::Arc;
