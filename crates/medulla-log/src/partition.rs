@@ -6,7 +6,8 @@
 //! captured under it. `flush_lock` serialises fsync passes (group commit): a waiter that
 //! gets it either finds its offset already durable or runs one pass that makes
 //! everything appended so far durable, for itself and every waiter queued behind it.
-//! Lock order: `flush_lock` before `state`.
+//! Lock order: `flush_lock` before `state`; `cleaner` (the cleaner checkpoint) is never held
+//! with either.
 //!
 //! Invariants: there is always at least one segment, the last one is active; segment
 //! base offsets increase and every batch of a segment lies below the next segment's base;
@@ -920,6 +921,8 @@ impl PartitionLog {
         self.status.store(Status::Deleted as u8, Ordering::SeqCst);
         drop(lock(&self.flush_lock));
         drop(lock(&self.state));
+        // A cleaner checkpoint being written finishes before the directory moves.
+        drop(lock(&self.cleaner));
     }
 
     /// Undoes [`PartitionLog::mark_deleted`] when the deletion could not go ahead.

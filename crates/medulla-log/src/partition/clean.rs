@@ -248,15 +248,13 @@ impl PartitionLog {
                 return Ok(None);
             }
         }
-        {
-            let state = lock(&self.state);
-            if self.status() != Status::Open {
-                return Ok(None);
-            }
-            fsutil::write_checkpoint(&self.dir.join(CLEANER_CHECKPOINT), map_end)?;
-            drop(state);
-        }
+        // Under the cleaner's own lock, not the partition's: appends go on meanwhile, and
+        // `mark_deleted` waits for it, so the directory is still this partition's.
         let mut cleaner = lock(&self.cleaner);
+        if self.status() != Status::Open {
+            return Ok(None);
+        }
+        fsutil::write_checkpoint(&self.dir.join(CLEANER_CHECKPOINT), map_end)?;
         cleaner.first_dirty_offset = Some(map_end);
         cleaner.delete_horizon_ms = horizon;
         Ok(Some(stats))
