@@ -3,8 +3,9 @@
 #
 # Source it (`. interop/lib.sh`), then:
 #
-#   medulla_start            start target/release/medulla (or $MEDULLA_BIN) on a free loopback
-#                            port with a fresh data dir under target/interop/, wait until the
+#   medulla_start [ARGS...]  start target/release/medulla (or $MEDULLA_BIN) on a free loopback
+#                            port with a fresh data dir under target/interop/ (ARGS go to
+#                            `serve`, e.g. --override KEY=VALUE), wait until the
 #                            port accepts, and export MEDULLA_BOOTSTRAP=127.0.0.1:PORT. Installs an
 #                            EXIT/INT/TERM trap that stops the broker and removes the data dir;
 #                            the log is kept (target/interop/run.*/broker.log).
@@ -85,7 +86,7 @@ medulla_start() {
     trap medulla_stop EXIT
     trap 'medulla_stop; exit 130' INT
     trap 'medulla_stop; exit 143' TERM
-    "$bin" serve --data-dir "$MEDULLA_WORK_DIR/data" --kafka-listen "127.0.0.1:$port" \
+    "$bin" serve --data-dir "$MEDULLA_WORK_DIR/data" --kafka-listen "127.0.0.1:$port" "$@" \
         >"$MEDULLA_LOG" 2>&1 </dev/null &
     MEDULLA_PID=$!
     if ! medulla_wait_port 127.0.0.1 "$port" "$timeout_s" "$MEDULLA_PID"; then

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use medulla_log::{ConfigEntry, ConfigSource, FsyncPolicy};
+use medulla_log::{CleanerConfig, ConfigEntry, ConfigSource, FsyncPolicy};
 
 use crate::limits;
 
@@ -330,6 +330,36 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Default min.cleanable.dirty.ratio.",
     ),
     key(
+        "log.cleaner.enable",
+        Some("true"),
+        1,
+        "Run the log cleaner, which compacts topics whose cleanup.policy includes compact.",
+    ),
+    key(
+        "log.cleaner.threads",
+        Some("1"),
+        3,
+        "Log cleaner threads (0 cleans nothing).",
+    ),
+    key(
+        "log.cleaner.io.max.bytes.per.second",
+        Some("1.7976931348623157E308"),
+        6,
+        "Bytes per second the cleaner threads may read and write together.",
+    ),
+    key(
+        "log.cleaner.dedupe.buffer.size",
+        Some("134217728"),
+        5,
+        "Memory for the cleaner's key maps, shared between the threads; a pass cleans as far as its map reaches.",
+    ),
+    key(
+        "log.cleaner.backoff.ms",
+        Some("15000"),
+        5,
+        "How long the cleaner sleeps when no partition needs cleaning.",
+    ),
+    key(
         "compression.type",
         Some("producer"),
         2,
@@ -432,14 +462,6 @@ pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
         "transaction.state.log.min.isr",
         "Medulla does not replicate",
     ),
-    (
-        "log.cleaner.threads",
-        "log compaction is not in this version",
-    ),
-    (
-        "log.cleaner.enable",
-        "log compaction is not in this version",
-    ),
 ];
 
 /// A configuration that cannot be used.
@@ -516,6 +538,8 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: usize,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
     pub fsync: FsyncPolicy,
+    /// The `log.cleaner.*` keys.
+    pub cleaner: CleanerConfig,
     /// Topic-config defaults derived from the `log.*` keys.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -738,6 +762,47 @@ impl BrokerConfig {
                 ));
             }
         };
+        let cleaner = CleanerConfig {
+            enable: parse_bool(
+                "log.cleaner.enable",
+                &get("log.cleaner.enable").unwrap_or_default(),
+            )?,
+            threads: parse_num::<u32>(
+                "log.cleaner.threads",
+                &get("log.cleaner.threads").unwrap_or_default(),
+                0,
+                medulla_log::limits::CLEANER_THREADS_MAX as i64,
+            )?,
+            io_max_bytes_per_second: {
+                let key = "log.cleaner.io.max.bytes.per.second";
+                let value = get(key).unwrap_or_default();
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|rate| *rate > 0.0)
+                    .ok_or_else(|| invalid(key, &value, "expected a positive number"))?
+            },
+            dedupe_buffer_bytes: parse_num::<u64>(
+                "log.cleaner.dedupe.buffer.size",
+                &get("log.cleaner.dedupe.buffer.size").unwrap_or_default(),
+                0,
+                i64::MAX,
+            )?,
+            backoff_ms: parse_num::<u64>(
+                "log.cleaner.backoff.ms",
+                &get("log.cleaner.backoff.ms").unwrap_or_default(),
+                0,
+                i64::MAX,
+            )?,
+        };
+        cleaner.validate().map_err(|reason| {
+            invalid(
+                "log.cleaner.dedupe.buffer.size",
+                &cleaner.dedupe_buffer_bytes.to_string(),
+                &reason,
+            )
+        })?;
         let topic_defaults = medulla_log::config::broker_log_defaults(props).map_err(|e| {
             ConfigError::InvalidValue {
                 key: "log.*".to_owned(),
@@ -775,6 +840,7 @@ impl BrokerConfig {
                 offsets_retention_check_interval_ms,
                 offset_metadata_max_bytes,
                 fsync,
+                cleaner,
                 topic_defaults,
             },
             warnings,
@@ -939,6 +1005,7 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.fsync, FsyncPolicy::Always);
         assert_eq!(c.request_bytes_max, 104_857_600);
+        assert_eq!(c.cleaner, CleanerConfig::default());
         let err =
             BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://a:1,SSL://b:2")]))
                 .unwrap_err();
@@ -952,6 +1019,9 @@ mod tests {
             ("auto.create.topics.enable", "yes"),
             ("medulla.log.fsync.policy", "sometimes"),
             ("default.replication.factor", "3"),
+            ("log.cleaner.threads", "-1"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+            ("log.cleaner.dedupe.buffer.size", "1024"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(k), "{err}");

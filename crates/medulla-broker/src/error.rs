@@ -19,7 +19,9 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         LogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         LogError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        LogError::DataDirLocked(_) | LogError::Io(_) => ResponseError::KafkaStorageError,
+        LogError::DataDirLocked(_) | LogError::Io(_) | LogError::CleanerLimit(_) => {
+            ResponseError::KafkaStorageError
+        }
     };
     r.code()
 }

@@ -86,6 +86,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
     })?;
+    log.start_cleaner(config.cleaner.clone())?;
     let group_store = Arc::new(groups::store::GroupStore::open(
         log.clone(),
         config.offsets_topic_partitions,

@@ -37,6 +37,13 @@ pub(crate) const CRC_START: usize = 21;
 /// Attribute bit: timestamps are the broker's append time.
 pub(crate) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 
+/// Attribute bit: the batch carries a delete horizon in its base timestamp (KIP-534).
+/// The cleaner sets it when it first rewrites a batch holding tombstones.
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
+
+/// Attribute bits of the compression codec.
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+
 /// Kafka's "no timestamp".
 pub(crate) const NO_TIMESTAMP: i64 = -1;
 
@@ -129,7 +136,7 @@ impl BatchHeader {
     }
     /// The compression codec, or an error for the reserved values.
     pub fn compression(&self) -> crate::Result<Compression> {
-        match self.attributes & 0x07 {
+        match self.attributes & ATTR_COMPRESSION_MASK {
             0 => Ok(Compression::None),
             1 => Ok(Compression::Gzip),
             2 => Ok(Compression::Snappy),
@@ -150,6 +157,11 @@ impl BatchHeader {
     /// then every record's timestamp is `max_timestamp`.
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+    /// The delete horizon (KIP-534) when the cleaner has set one: tombstones of this
+    /// batch may be removed from then on. It is stored in the base timestamp field.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 }
 
@@ -334,11 +346,11 @@ fn check_batch(
     let mut max_timestamp = i64::MIN;
     let mut keyless = Vec::new();
     let control = header.is_control();
-    for_each_record(batch, header, |record| {
+    for_each_raw_record(batch, header, Deltas::Contiguous, |record| {
         max_timestamp = max_timestamp.max(record.timestamp);
         if require_keys
             && !control
-            && record.key_is_null
+            && record.key.is_none()
             && keyless.len() < crate::limits::RECORD_ERRORS_MAX
         {
             keyless.push(record.offset_delta);
@@ -365,6 +377,7 @@ pub(crate) fn check_crc(batch: &[u8], header: &BatchHeader) -> crate::Result<()>
     Ok(())
 }
 
+/// Produced batches: offsets are contiguous, so `recordsCount == lastOffsetDelta + 1`.
 pub(crate) fn check_counts(header: &BatchHeader) -> crate::Result<()> {
     if header.records_count < 1 {
         return Err(corrupt(format!(
@@ -381,10 +394,40 @@ pub(crate) fn check_counts(header: &BatchHeader) -> crate::Result<()> {
     Ok(())
 }
 
+/// Stored batches: compaction removes records but keeps `lastOffsetDelta` (as Kafka
+/// does, so the last sequence number of a producer survives), so a batch may hold fewer
+/// records than its offset range.
+pub(crate) fn check_stored_counts(header: &BatchHeader) -> crate::Result<()> {
+    if header.last_offset_delta < 0 {
+        return Err(corrupt(format!(
+            "lastOffsetDelta {} is negative",
+            header.last_offset_delta
+        )));
+    }
+    if header.records_count < 0 || header.records_count as i64 > header.last_offset_delta as i64 + 1
+    {
+        return Err(corrupt(format!(
+            "recordsCount {} does not fit lastOffsetDelta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    Ok(())
+}
+
+/// How strictly a record walk checks offset deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deltas {
+    /// As produced: record `i` has offset delta `i`.
+    Contiguous,
+    /// As stored, possibly compacted: deltas strictly increase up to `lastOffsetDelta`.
+    Increasing,
+}
+
 /// What a record walk reports for each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordInfo {
-    /// Position in the batch; equals the record's offset delta.
+    /// The record's offset minus the batch's base offset (its position in the batch
+    /// unless the batch was compacted).
     pub offset_delta: i32,
     /// The record's effective timestamp (the batch's max for LogAppendTime).
     pub timestamp: i64,
@@ -392,36 +435,86 @@ pub(crate) struct RecordInfo {
     pub key_is_null: bool,
 }
 
-/// Walks every record of one whole batch, decompressing if needed, checking every
-/// length; `visit` may stop the walk early. Errors are `CorruptMessage`.
+/// One record as stored, borrowed from the (decompressed) records section.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawRecord<'a> {
+    /// The record's offset minus the batch's base offset.
+    pub offset_delta: i32,
+    /// The record's effective timestamp (the batch's max for LogAppendTime).
+    pub timestamp: i64,
+    /// The timestamp the record was written with: base timestamp plus its delta (for
+    /// LogAppendTime batches, what the producer set before the broker stamped it).
+    pub written_timestamp: i64,
+    /// The key, `None` when null.
+    pub key: Option<&'a [u8]>,
+    /// The value, `None` when null (a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// The record's attributes byte.
+    pub attributes: u8,
+    /// Everything after the offset delta: key, value and headers, as encoded.
+    pub tail: &'a [u8],
+    /// The whole record including its length prefix, as encoded.
+    pub encoded: &'a [u8],
+}
+
+impl RawRecord<'_> {
+    fn info(&self) -> RecordInfo {
+        RecordInfo {
+            offset_delta: self.offset_delta,
+            timestamp: self.timestamp,
+            key_is_null: self.key.is_none(),
+        }
+    }
+}
+
+/// Walks every record of one whole stored batch (compacted batches included),
+/// decompressing if needed, checking every length; `visit` may stop the walk early.
+/// Errors are `CorruptMessage`.
 pub(crate) fn for_each_record(
     batch: &[u8],
     header: &BatchHeader,
     mut visit: impl FnMut(RecordInfo) -> ControlFlow<()>,
 ) -> crate::Result<()> {
+    for_each_raw_record(batch, header, Deltas::Increasing, |r| visit(r.info()))
+}
+
+/// [`for_each_record`] with the record bytes, checking deltas as `deltas` says.
+pub(crate) fn for_each_raw_record(
+    batch: &[u8],
+    header: &BatchHeader,
+    deltas: Deltas,
+    mut visit: impl FnMut(RawRecord<'_>) -> ControlFlow<()>,
+) -> crate::Result<()> {
+    let records = records_section(batch, header)?;
+    walk_records(&records, header, deltas, &mut visit)
+}
+
+/// The records section of one whole batch, decompressed.
+fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+) -> crate::Result<std::borrow::Cow<'a, [u8]>> {
     if batch.len() != header.size_bytes() || batch.len() < BATCH_HEADER_BYTES {
         return Err(corrupt("batch length does not match its header"));
     }
     let section = &batch[BATCH_HEADER_BYTES..];
-    let inflated;
-    let records: &[u8] = match header.compression()? {
-        Compression::None => section,
-        codec => {
-            inflated = decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX)?;
-            &inflated
-        }
-    };
-    walk_records(records, header, &mut visit)
+    Ok(match header.compression()? {
+        Compression::None => std::borrow::Cow::Borrowed(section),
+        codec => std::borrow::Cow::Owned(decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX)?),
+    })
 }
 
-fn walk_records(
-    records: &[u8],
+fn walk_records<'a>(
+    records: &'a [u8],
     header: &BatchHeader,
-    visit: &mut impl FnMut(RecordInfo) -> ControlFlow<()>,
+    deltas: Deltas,
+    visit: &mut impl FnMut(RawRecord<'a>) -> ControlFlow<()>,
 ) -> crate::Result<()> {
     let mut cursor = Cursor::new(records);
     let log_append_time = header.is_log_append_time();
+    let mut previous_delta = -1i32;
     for index in 0..header.records_count {
+        let record_start = cursor.position;
         let length = cursor.varint()?;
         if length < 0 {
             return Err(corrupt(format!(
@@ -434,16 +527,24 @@ fn walk_records(
             ))
         })?;
         let mut record = Cursor::new(body);
-        let _attributes = record.take(1)?;
+        let attributes = record.byte()?;
         let timestamp_delta = record.varlong()?;
         let offset_delta = record.varint()?;
-        if offset_delta != index {
+        let in_order = match deltas {
+            Deltas::Contiguous => offset_delta == index,
+            Deltas::Increasing => {
+                offset_delta > previous_delta && offset_delta <= header.last_offset_delta
+            }
+        };
+        if !in_order {
             return Err(corrupt(format!(
                 "record {index} has offsetDelta {offset_delta}"
             )));
         }
-        let key_is_null = record.nullable_bytes("key")?.is_none();
-        record.nullable_bytes("value")?;
+        previous_delta = offset_delta;
+        let tail_start = record.position;
+        let key = record.nullable_bytes("key")?;
+        let value = record.nullable_bytes("value")?;
         let header_count = record.varint()?;
         if header_count < 0 {
             return Err(corrupt(format!(
@@ -466,17 +567,22 @@ fn walk_records(
                 length as usize - record.remaining()
             )));
         }
-        let timestamp = if log_append_time {
-            header.max_timestamp
-        } else {
-            header.base_timestamp.wrapping_add(timestamp_delta)
-        };
-        let info = RecordInfo {
+        let written_timestamp = header.base_timestamp.wrapping_add(timestamp_delta);
+        let raw = RawRecord {
             offset_delta,
-            timestamp,
-            key_is_null,
+            timestamp: if log_append_time {
+                header.max_timestamp
+            } else {
+                written_timestamp
+            },
+            written_timestamp,
+            key,
+            value,
+            attributes,
+            tail: &body[tail_start..],
+            encoded: &records[record_start..cursor.position],
         };
-        if visit(info).is_break() {
+        if visit(raw).is_break() {
             return Ok(());
         }
     }
@@ -664,6 +770,103 @@ pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64, log_append
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Appends a zig-zag varint (Kafka's `ByteUtils.writeVarlong`; a varint is the same
+/// encoding of a smaller range).
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends one record (length prefix, attributes, timestamp and offset deltas, then
+/// `tail`: key, value and headers as already encoded).
+pub(crate) fn put_record(
+    out: &mut Vec<u8>,
+    attributes: u8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    tail: &[u8],
+) {
+    let mut prefix = Vec::with_capacity(16);
+    prefix.push(attributes);
+    put_varint(&mut prefix, timestamp_delta);
+    put_varint(&mut prefix, offset_delta as i64);
+    put_varint(out, (prefix.len() + tail.len()) as i64);
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(tail);
+}
+
+/// Block size of the xerial snappy framing we write (the Java client's default).
+const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+
+/// Compresses a records section. Snappy is written xerial-framed, as the Java broker
+/// writes it when it re-compresses; every client reads that framing.
+pub(crate) fn compress(codec: Compression, raw: &[u8]) -> crate::Result<Vec<u8>> {
+    use std::io::Write;
+    let failed = |name: &str, e: std::io::Error| corrupt(format!("{name} compression failed: {e}"));
+    match codec {
+        Compression::None => Ok(raw.to_vec()),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(raw).map_err(|e| failed("gzip", e))?;
+            e.finish().map_err(|e| failed("gzip", e))
+        }
+        Compression::Snappy => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes()); // version
+            out.extend_from_slice(&1i32.to_be_bytes()); // compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in raw.chunks(XERIAL_BLOCK_BYTES) {
+                let block = encoder
+                    .compress_vec(chunk)
+                    .map_err(|e| corrupt(format!("snappy compression failed: {e}")))?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        Compression::Lz4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(raw).map_err(|e| failed("lz4", e))?;
+            e.finish()
+                .map_err(|e| corrupt(format!("lz4 compression failed: {e}")))
+        }
+        Compression::Zstd => zstd::encode_all(raw, 3).map_err(|e| failed("zstd", e)),
+    }
+}
+
+/// Builds a whole batch: the fixed fields from `header` (its `batch_length` and `crc`
+/// are ignored and recomputed), then `raw_records` (uncompressed, `records_count`
+/// records) compressed with the header's codec.
+pub(crate) fn build_batch(header: &BatchHeader, raw_records: &[u8]) -> crate::Result<Vec<u8>> {
+    let section = compress(header.compression()?, raw_records)?;
+    let batch_length = BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + section.len();
+    let batch_length = i32::try_from(batch_length)
+        .map_err(|_| corrupt(format!("a batch of {batch_length} bytes is too large")))?;
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + section.len());
+    out.extend_from_slice(&header.base_offset.to_be_bytes());
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    out.push(header.magic as u8);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&header.attributes.to_be_bytes());
+    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.producer_id.to_be_bytes());
+    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&header.base_sequence.to_be_bytes());
+    out.extend_from_slice(&header.records_count.to_be_bytes());
+    debug_assert_eq!(out.len(), BATCH_HEADER_BYTES);
+    out.extend_from_slice(&section);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,14 +948,9 @@ mod tests {
             .map(|i| TestRecord::new(None, Some(&[7u8; 500]), i))
             .collect();
         let raw = encode_records(&records);
-        let mut framed = XERIAL_MAGIC.to_vec();
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        for chunk in raw.chunks(32 * 1024) {
-            let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
-            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
-            framed.extend_from_slice(&block);
-        }
+        // The log's own compressor writes the xerial framing.
+        let framed = compress(Compression::Snappy, &raw).unwrap();
+        assert!(framed.starts_with(XERIAL_MAGIC));
         let batch = crate::test_support::wrap_records(&framed, &records, Compression::Snappy, 0, 0);
         let validated = validate(&batch, 1 << 20, false).unwrap();
         assert_eq!(validated.records_count, 200);

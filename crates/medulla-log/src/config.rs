@@ -100,6 +100,16 @@ pub struct TopicConfig {
     pub message_timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms` (checked by the broker; `i64::MAX` = off).
     pub message_timestamp_after_max_ms: i64,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after it first
+    /// rewrote its batch (the KIP-534 delete horizon).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty bytes over cleanable bytes that make a
+    /// compacted partition eligible for cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are never cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record dirty for longer forces a cleaning pass.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl TopicConfig {
@@ -165,6 +175,14 @@ impl TopicConfig {
             min_insync_replicas: int("min.insync.replicas")? as u32,
             message_timestamp_before_max_ms: int("message.timestamp.before.max.ms")?,
             message_timestamp_after_max_ms: int("message.timestamp.after.max.ms")?,
+            delete_retention_ms: int("delete.retention.ms")?,
+            min_cleanable_dirty_ratio: effective("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| {
+                    LogError::InvalidConfig("min.cleanable.dirty.ratio: no numeric value".into())
+                })?,
+            min_compaction_lag_ms: min_lag,
+            max_compaction_lag_ms: max_lag,
         };
         config.overrides = overrides;
         Ok(config)
@@ -905,6 +923,37 @@ mod tests {
         assert_eq!(c.overrides["retention.ms"], "1000");
         assert_eq!(c.overrides["preallocate"], "true");
         assert_eq!(c.overrides["min.cleanable.dirty.ratio"], "1.0");
+        assert_eq!(c.min_cleanable_dirty_ratio, 1.0);
+    }
+
+    #[test]
+    fn cleaner_settings_are_typed() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_cleanable_dirty_ratio,
+                c.min_compaction_lag_ms,
+                c.max_compaction_lag_ms
+            ),
+            (86_400_000, 0.5, 0, i64::MAX)
+        );
+        let c = resolve(&[
+            ("delete.retention.ms", "5"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "7"),
+            ("max.compaction.lag.ms", "9"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.delete_retention_ms,
+                c.min_cleanable_dirty_ratio,
+                c.min_compaction_lag_ms,
+                c.max_compaction_lag_ms
+            ),
+            (5, 0.01, 7, 9)
+        );
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum LogError {
     /// Another process holds the data directory.
     #[error("data directory {0} is already in use by another Medulla process")]
     DataDirLocked(PathBuf),
+    /// The cleaner reached one of its limits (see [`crate::limits`]); it cleans no
+    /// further than the limit allows and reports this instead of failing an allocation.
+    #[error("log cleaner limit: {0}")]
+    CleanerLimit(String),
     /// A file-system failure.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -20,6 +20,12 @@
 //! marker) the segments written since the last recorded sync are scanned batch by batch
 //! and cut at the first torn or corrupt one.
 //!
+//! Compaction: [`LogManager::start_cleaner`] runs Kafka's log cleaner on background
+//! threads for `cleanup.policy=compact` topics. It keeps the latest record of every key
+//! (offsets never change; a read inside a removed range gets the next batch), removes
+//! tombstones `delete.retention.ms` after it first rewrote them (KIP-534), works
+//! without the partition's lock and swaps cleaned segments in crash-safely.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::sync::Arc;
@@ -70,6 +76,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+mod cleaner;
 mod clock;
 pub mod config;
 mod error;
@@ -82,11 +89,12 @@ mod segment;
 #[cfg(test)]
 mod test_support;
 
+pub use cleaner::CleanerConfig;
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigEntry, ConfigSource, TopicConfig};
 pub use error::{LogError, Result};
 pub use manager::{AlterOp, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta};
-pub use partition::{AppendInfo, PartitionLog, TimestampLookup};
+pub use partition::{AppendInfo, CleanStats, PartitionLog, TimestampLookup};
 
 #[cfg(test)]
 mod tidy {

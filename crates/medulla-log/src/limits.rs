@@ -69,3 +69,10 @@ const _: () = assert!(PARTITIONS_PER_TOPIC_MAX as u64 <= i32::MAX as u64);
 
 /// Most record indexes one [`crate::LogError::KeylessRecords`] lists.
 pub const RECORD_ERRORS_MAX: usize = 100_000;
+
+/// Least share of `log.cleaner.dedupe.buffer.size` one cleaner thread may get: its key
+/// map must hold enough keys (about 2,000) for every pass to make progress.
+pub const CLEANER_DEDUPE_BUFFER_BYTES_MIN: u64 = 64 * 1024;
+
+/// Most cleaner threads (`log.cleaner.threads`).
+pub const CLEANER_THREADS_MAX: u32 = 64;

@@ -28,11 +28,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cleaner::{self, CleanerThreads, OffsetMap, PassContext, Throttler};
 use crate::config::{is_known_config, validate_topic_name};
 use crate::fsutil;
 use crate::limits::{FLUSH_TICK_MS, PARTITIONS_PER_TOPIC_MAX, TOPIC_METADATA_FILE_BYTES_MAX};
 use crate::partition::OpenPartition;
-use crate::{Clock, LogError, PartitionLog, TopicConfig};
+use crate::{CleanerConfig, Clock, LogError, PartitionLog, TopicConfig};
 
 const LOCK_FILE: &str = ".lock";
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -134,6 +135,7 @@ pub struct LogManager {
     admin: Mutex<()>,
     closed: AtomicBool,
     flusher: Mutex<Option<Flusher>>,
+    cleaner: Mutex<Option<CleanerThreads>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -247,6 +249,7 @@ impl LogManager {
             admin: Mutex::new(()),
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
+            cleaner: Mutex::new(None),
         });
         manager.start_flusher()?;
         Ok(manager)
@@ -361,6 +364,50 @@ impl LogManager {
         if flusher.handle.thread().id() != std::thread::current().id() {
             let _ = flusher.handle.join();
         }
+    }
+
+    /// Starts the log cleaner's background threads (`log.cleaner.*`), which compact the
+    /// partitions of `cleanup.policy=compact` topics. Nothing runs when it is disabled
+    /// or has no threads. Calling it again replaces the running cleaner.
+    pub fn start_cleaner(&self, config: CleanerConfig) -> crate::Result<()> {
+        self.check_open()?;
+        config.validate().map_err(LogError::InvalidConfig)?;
+        self.stop_cleaner();
+        let topics = Arc::clone(&self.topics);
+        let threads = CleanerThreads::start(config, Arc::new(move || all_partitions(&topics)))?;
+        *lock(&self.cleaner) = Some(threads);
+        Ok(())
+    }
+
+    fn stop_cleaner(&self) {
+        if let Some(threads) = lock(&self.cleaner).take() {
+            threads.stop();
+        }
+    }
+
+    /// Cleans, on the calling thread, every compacted partition that is eligible now,
+    /// until none is (for tests and tools; the background cleaner does the same).
+    /// Returns how many passes ran.
+    pub fn clean_now(&self, config: &CleanerConfig) -> crate::Result<usize> {
+        self.check_open()?;
+        config.validate().map_err(LogError::InvalidConfig)?;
+        let mut map = OffsetMap::new(config.map_entries_max());
+        let throttler = Throttler::new(config.io_max_bytes_per_second);
+        let stop = AtomicBool::new(false);
+        let mut context = PassContext {
+            map: &mut map,
+            throttler: &throttler,
+            stop: &stop,
+        };
+        let partitions = self.all_partitions();
+        let mut passes = 0;
+        // Each pass leaves its partition clean up to the active segment (or as far as the
+        // map reached), so this ends; the bound only guards against a clock that moves.
+        while passes < partitions.len() * 64 && cleaner::clean_filthiest(&partitions, &mut context)
+        {
+            passes += 1;
+        }
+        Ok(passes)
     }
 
     fn all_partitions(&self) -> Vec<Arc<PartitionLog>> {
@@ -777,6 +824,7 @@ impl LogManager {
             return Ok(());
         }
         self.stop_flusher();
+        self.stop_cleaner();
         let _admin = lock(&self.admin);
         let partitions = self.all_partitions();
         for partition in &partitions {
@@ -807,6 +855,7 @@ impl LogManager {
 impl Drop for LogManager {
     fn drop(&mut self) {
         self.stop_flusher();
+        self.stop_cleaner();
         // The directory lock goes with the manager: partition handles that outlive it
         // must not write into a directory another process may now own.
         for partition in self.all_partitions() {

@@ -6,7 +6,8 @@
 //! captured under it. `flush_lock` serialises fsync passes (group commit): a waiter that
 //! gets it either finds its offset already durable or runs one pass that makes
 //! everything appended so far durable, for itself and every waiter queued behind it.
-//! Lock order: `flush_lock` before `state`.
+//! Lock order: `flush_lock` before `state`; `cleaner` (the cleaner checkpoint) is never held
+//! with either.
 //!
 //! Invariants: there is always at least one segment, the last one is active; segment
 //! base offsets increase and every batch of a segment lies below the next segment's base;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,13 @@ pub struct PartitionLog {
     /// fsync calls made (data and index files), for tests and metrics.
     fsyncs: AtomicU64,
     end_tx: watch::Sender<i64>,
+    /// The cleaner's checkpoint and what it learnt (compacted topics).
+    cleaner: Mutex<clean::CleanerState>,
+    /// A cleaner thread is running a pass on this partition.
+    cleaning: AtomicBool,
+    /// Test hook: where the next cleaner swap stops as if the process died.
+    #[cfg(test)]
+    crash_at: Mutex<Option<clean::CrashPoint>>,
 }
 
 struct State {
@@ -170,6 +178,10 @@ impl PartitionLog {
             clean_shutdown,
         } = options;
         std::fs::create_dir_all(&dir)?;
+        // First, settle what an interrupted cleaner pass left behind.
+        if segment::recover_swaps(&dir)? {
+            fsutil::sync_dir(&dir)?;
+        }
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -207,6 +219,7 @@ impl PartitionLog {
             }
         };
         let log_start_checkpoint = checkpoint(LOG_START_CHECKPOINT);
+        let cleaner_checkpoint = checkpoint(clean::CLEANER_CHECKPOINT);
         // No recovery point means nothing is known to be synced: scan everything.
         let recovery_point = checkpoint(RECOVERY_POINT_CHECKPOINT).unwrap_or(0);
         if !clean_shutdown {
@@ -270,7 +283,9 @@ impl PartitionLog {
             .values()
             .next_back()
             .map_or(first_base, Segment::next_offset);
-        let log_start = log_start_checkpoint.unwrap_or(first_base).max(first_base);
+        // The checkpoint may lie below the first segment: compaction can empty the first
+        // segments, and their offsets stay part of the log (reads skip the gap).
+        let log_start = log_start_checkpoint.map_or(first_base, |c| c.max(0));
         if log_start > log_end {
             // Records up to the checkpointed start were deleted but the tail holding the
             // newest ones was lost: start an empty log there, as Kafka does.
@@ -330,6 +345,13 @@ impl PartitionLog {
             status: AtomicU8::new(Status::Open as u8),
             fsyncs: AtomicU64::new(0),
             end_tx,
+            cleaner: Mutex::new(clean::CleanerState {
+                first_dirty_offset: cleaner_checkpoint,
+                delete_horizon_ms: None,
+            }),
+            cleaning: AtomicBool::new(false),
+            #[cfg(test)]
+            crash_at: Mutex::new(None),
         })
     }
 
@@ -459,7 +481,14 @@ impl PartitionLog {
             || active.time_index_entries() >= index_bytes / 12
             || last_offset - active.base_offset > i32::MAX as i64;
         let age_ms = now_ms.saturating_sub(active.rolling_timestamp_ms());
-        let aged = age_ms > config.segment_ms.saturating_sub(active.roll_jitter_ms);
+        // Kafka's maxSegmentMs: on a compacted topic the active segment (never cleaned)
+        // also rolls once max.compaction.lag.ms has passed since its first record.
+        let segment_ms = if config.cleanup_compact && config.max_compaction_lag_ms > 0 {
+            config.segment_ms.min(config.max_compaction_lag_ms)
+        } else {
+            config.segment_ms
+        };
+        let aged = age_ms > segment_ms.saturating_sub(active.roll_jitter_ms);
         if full || aged {
             self.roll(state, now_ms, config)?;
         }
@@ -892,6 +921,8 @@ impl PartitionLog {
         self.status.store(Status::Deleted as u8, Ordering::SeqCst);
         drop(lock(&self.flush_lock));
         drop(lock(&self.state));
+        // A cleaner checkpoint being written finishes before the directory moves.
+        drop(lock(&self.cleaner));
     }
 
     /// Undoes [`PartitionLog::mark_deleted`] when the deletion could not go ahead.
@@ -971,6 +1002,9 @@ impl PartitionLog {
             .collect()
     }
 }
+
+mod clean;
+pub use clean::CleanStats;
 
 #[cfg(test)]
 mod tests;

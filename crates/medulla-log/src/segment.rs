@@ -39,6 +39,30 @@ pub(crate) fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
 }
 
+/// Suffix of a cleaned segment's files while the cleaner writes them. Leftovers are
+/// removed on open: the segments they were to replace are still there.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a cleaned segment's files once they are complete and synced. Renaming the
+/// log file to it is the commit point of a swap; recovery completes a swap it finds.
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+
+/// `path` with `suffix` appended to its file name.
+fn suffixed(path: PathBuf, suffix: &str) -> PathBuf {
+    let mut name = path.into_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The three files of segment `base_offset`, with `suffix` ("" for the live names), in
+/// the order a swap renames them: indexes first, the log (the commit point) last.
+pub(crate) fn segment_paths(dir: &Path, base_offset: i64, suffix: &str) -> [PathBuf; 3] {
+    [
+        suffixed(index_path(dir, base_offset), suffix),
+        suffixed(time_index_path(dir, base_offset), suffix),
+        suffixed(log_path(dir, base_offset), suffix),
+    ]
+}
+
 /// Parses a segment file name's base offset (`00000000000000000042.log` → 42).
 pub(crate) fn parse_base_offset(stem: &str) -> Option<i64> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -339,6 +363,12 @@ impl Segment {
         self.tracker.max
     }
 
+    /// The first batch's max timestamp, when it has a real one (max.compaction.lag.ms
+    /// counts from it).
+    pub fn first_batch_timestamp(&self) -> Option<i64> {
+        self.first_batch_timestamp
+    }
+
     /// When the segment's age for segment.ms counts from.
     pub fn rolling_timestamp_ms(&self) -> i64 {
         self.first_batch_timestamp.unwrap_or(self.created_ms)
@@ -509,6 +539,253 @@ impl Segment {
             }
         }
     }
+}
+
+/// Bytes a [`CleanedWriter`] buffers between writes.
+const CLEANED_WRITE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Writes a cleaned segment to `<base>.{log,index,timeindex}.cleaned`: batches in
+/// offset order, indexed by the same rule as appends.
+pub(crate) struct CleanedWriter {
+    dir: PathBuf,
+    base_offset: i64,
+    log: File,
+    buffer: Vec<u8>,
+    size_bytes: u64,
+    next_offset: Option<i64>,
+    first_batch_timestamp: Option<i64>,
+    index_interval_bytes: u32,
+    tracker: Tracker,
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+}
+
+impl CleanedWriter {
+    /// Creates (or empties) the `.cleaned` log file of segment `base_offset`.
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u32) -> io::Result<Self> {
+        let [_, _, log] = segment_paths(dir, base_offset, CLEANED_SUFFIX);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(log)?;
+        Ok(CleanedWriter {
+            dir: dir.to_path_buf(),
+            base_offset,
+            log,
+            buffer: Vec::new(),
+            size_bytes: 0,
+            next_offset: None,
+            first_batch_timestamp: None,
+            index_interval_bytes,
+            tracker: Tracker::new(),
+            offsets: Vec::new(),
+            times: Vec::new(),
+        })
+    }
+
+    /// Appends one whole batch; its offsets must follow the previous batch's.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> crate::Result<()> {
+        let offsets_ok = self.next_offset.is_none_or(|n| header.base_offset >= n)
+            && header.base_offset >= self.base_offset
+            && header.last_offset() - self.base_offset <= i32::MAX as i64;
+        if !offsets_ok || batch.len() != header.size_bytes() {
+            return Err(invalid_data(format!(
+                "cleaned segment {}: batch at offset {} is out of order or misframed",
+                self.base_offset, header.base_offset
+            ))
+            .into());
+        }
+        if self.size_bytes + batch.len() as u64 > SEGMENT_FILE_BYTES_MAX {
+            return Err(crate::LogError::CleanerLimit(format!(
+                "cleaned segment {} would pass SEGMENT_FILE_BYTES_MAX ({SEGMENT_FILE_BYTES_MAX} bytes)",
+                self.base_offset
+            )));
+        }
+        self.tracker.add(
+            self.base_offset,
+            self.size_bytes,
+            header,
+            self.index_interval_bytes,
+            &mut self.offsets,
+            &mut self.times,
+        );
+        if self.size_bytes == 0 && header.max_timestamp >= 0 {
+            self.first_batch_timestamp = Some(header.max_timestamp);
+        }
+        self.buffer.extend_from_slice(batch);
+        self.size_bytes += batch.len() as u64;
+        self.next_offset = Some(header.last_offset() + 1);
+        if self.buffer.len() >= CLEANED_WRITE_CHUNK_BYTES {
+            self.write_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        let at = self.size_bytes - self.buffer.len() as u64;
+        self.log.write_all_at(&self.buffer, at)?;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Writes the rest of the log and both indexes (`.cleaned`) and syncs all three.
+    /// The sealed segment returned still lives under the `.cleaned` names until the
+    /// swap renames them (its open handles follow the renames); until then only
+    /// [`remove_temporary_files`] may remove it, never [`Segment::delete_files`].
+    pub fn finish(mut self, now_ms: i64) -> io::Result<Segment> {
+        self.write_buffer()?;
+        self.log.sync_data()?;
+        if let Some((ts, offset)) = self.tracker.max
+            && ts > self.tracker.last_time_entry
+        {
+            // The last time entry of a sealed segment is its largest timestamp.
+            self.times.push(TimeEntry {
+                timestamp: ts,
+                relative_offset: relative(self.base_offset, offset),
+            });
+            self.tracker.last_time_entry = ts;
+        }
+        let [index, time_index, _] = segment_paths(&self.dir, self.base_offset, CLEANED_SUFFIX);
+        let offset_index = IndexFile::write_new(&index, self.offsets, false, true)?;
+        let time_index = IndexFile::write_new(&time_index, self.times, false, true)?;
+        Ok(Segment {
+            base_offset: self.base_offset,
+            dir: self.dir,
+            log: Arc::new(self.log),
+            size_bytes: self.size_bytes,
+            next_offset: self.next_offset.unwrap_or(self.base_offset),
+            offset_index,
+            time_index,
+            tracker: self.tracker,
+            first_batch_timestamp: self.first_batch_timestamp,
+            created_ms: now_ms,
+            roll_jitter_ms: 0,
+            dirty: false,
+            index_dirty: false,
+            #[cfg(test)]
+            fail_next_write: false,
+        })
+    }
+
+    /// Abandons the segment and removes its files.
+    pub fn discard(self) {
+        remove_temporary_files(&self.dir, self.base_offset);
+    }
+}
+
+/// Renames segment `base_offset`'s three files from names ending in `from` to names
+/// ending in `to`, the log last.
+pub(crate) fn rename_segment_files(
+    dir: &Path,
+    base_offset: i64,
+    from: &str,
+    to: &str,
+) -> io::Result<()> {
+    let sources = segment_paths(dir, base_offset, from);
+    let targets = segment_paths(dir, base_offset, to);
+    for (source, target) in sources.iter().zip(&targets) {
+        std::fs::rename(source, target)?;
+    }
+    Ok(())
+}
+
+/// Removes segment `base_offset`'s cleaner files under either temporary name.
+pub(crate) fn remove_temporary_files(dir: &Path, base_offset: i64) {
+    remove_files(&segment_paths(dir, base_offset, CLEANED_SUFFIX));
+    remove_files(&segment_paths(dir, base_offset, SWAP_SUFFIX));
+}
+
+/// Removes files, ignoring those already gone; other failures are logged (whatever
+/// stays behind is a leftover the next open removes).
+fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a file");
+        }
+    }
+}
+
+/// Brings a partition directory to a state without cleaner leftovers, before its
+/// segments are opened:
+///
+/// - `*.cleaned`: a cleaned segment that was never committed. Removed; the segments it
+///   was to replace are all still there.
+/// - `<B>.log.swap`: a committed swap. Every old segment whose base lies in
+///   `(B, end of the swap log)` is removed (some may be gone already; they go in
+///   ascending order, so what is left is a suffix of the originals), then the swap log
+///   replaces `<B>.log`. Its indexes are removed and rebuilt from the log on open,
+///   whatever step the crash interrupted. Old segments past the swap's last offset held
+///   only records the cleaning dropped; if they are still there they stay, which keeps
+///   the log consistent (cleaned prefix, original suffix) and the cleaner checkpoint,
+///   written after the pass, makes the next pass clean them again.
+/// - other `*.swap` (indexes renamed before the crash reached the log): removed.
+pub(crate) fn recover_swaps(dir: &Path) -> io::Result<bool> {
+    let mut swap_bases = Vec::new();
+    let mut log_bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(CLEANED_SUFFIX) {
+            std::fs::remove_file(entry.path())?;
+        } else if let Some(base) = name
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(parse_base_offset)
+        {
+            swap_bases.push(base);
+        } else if let Some(base) = name.strip_suffix(".log").and_then(parse_base_offset) {
+            log_bases.push(base);
+        }
+    }
+    swap_bases.sort_unstable();
+    log_bases.sort_unstable();
+    for &base in &swap_bases {
+        let [index, time_index, log] = segment_paths(dir, base, SWAP_SUFFIX);
+        let end = {
+            let file = File::open(&log)?;
+            let size = file.metadata()?.len().min(SEGMENT_FILE_BYTES_MAX);
+            let mut reader = ChunkReader::new(&file, size, SCAN_CHUNK_BYTES);
+            let options = RecoverOptions {
+                next_base_offset: None,
+                full_scan: true,
+                verify_crc: false,
+                active: false,
+                index_interval_bytes: u32::MAX,
+                now_ms: 0,
+                roll_jitter_ms: 0,
+            };
+            scan(&mut reader, base, 0, base, &options, |_, _| {})?
+                .next_offset
+                .unwrap_or(base)
+        };
+        tracing::info!(
+            segment = %log.display(),
+            replaces_below = end,
+            "completing an interrupted cleaner swap"
+        );
+        for &old in log_bases.iter().filter(|&&b| b > base && b < end) {
+            remove_files(&segment_paths(dir, old, ""));
+        }
+        let [live_index, live_time_index, live_log] = segment_paths(dir, base, "");
+        remove_files(&[index, time_index, live_index, live_time_index]);
+        std::fs::rename(&log, &live_log)?;
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(SWAP_SUFFIX))
+        {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(!swap_bases.is_empty())
 }
 
 /// What recovery learnt about a segment's log.
@@ -715,7 +992,7 @@ fn scan(
                 "batch of {size} bytes but only {left} left: torn write"
             ));
         }
-        if let Err(e) = batch::check_counts(&header) {
+        if let Err(e) = batch::check_stored_counts(&header) {
             break Some(e.to_string());
         }
         if header.base_offset < min_offset {
@@ -805,6 +1082,24 @@ impl SegmentView {
             )));
         }
         Ok(header)
+    }
+
+    /// Every whole batch, in order, read in chunks; `visit` may stop early.
+    pub fn for_each_batch(
+        &self,
+        mut visit: impl FnMut(&[u8], &BatchHeader) -> crate::Result<ControlFlow<()>>,
+    ) -> crate::Result<()> {
+        let mut reader = ChunkReader::new(&self.log, self.size_bytes, SCAN_CHUNK_BYTES);
+        let mut position = 0u64;
+        while position < self.size_bytes {
+            let header = self.header_at(&mut reader, position)?;
+            let size = header.size_bytes();
+            if visit(reader.get(position, size)?, &header)?.is_break() {
+                break;
+            }
+            position += size as u64;
+        }
+        Ok(())
     }
 
     /// The first batch whose last offset is `>= offset`, scanning headers from `position`.

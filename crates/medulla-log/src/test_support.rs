@@ -1,12 +1,11 @@
 //! Test-only helpers: a small RecordBatch v2 encoder (every codec), a fake clock and a
 //! temporary data directory. Production code never encodes batches.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::Clock;
-use crate::batch::{BATCH_HEADER_BYTES, Compression};
+use crate::batch::{BATCH_HEADER_BYTES, Compression, put_varint};
 
 /// One record to encode.
 #[derive(Debug, Clone)]
@@ -29,15 +28,6 @@ impl TestRecord {
             offset_delta: None,
         }
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 fn put_nullable(out: &mut Vec<u8>, bytes: &Option<Vec<u8>>) {
@@ -71,22 +61,12 @@ pub(crate) fn encode_records(records: &[TestRecord]) -> Vec<u8> {
     out
 }
 
-/// Compresses a records section the way the clients do.
+/// Compresses a records section the way the clients do: snappy raw, as librdkafka
+/// writes it (the log's own writer frames it the Java way).
 pub(crate) fn compress(codec: Compression, raw: &[u8]) -> Vec<u8> {
     match codec {
-        Compression::None => raw.to_vec(),
-        Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(raw).unwrap();
-            e.finish().unwrap()
-        }
         Compression::Snappy => snap::raw::Encoder::new().compress_vec(raw).unwrap(),
-        Compression::Lz4 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            e.write_all(raw).unwrap();
-            e.finish().unwrap()
-        }
-        Compression::Zstd => zstd::encode_all(raw, 3).unwrap(),
+        codec => crate::batch::compress(codec, raw).unwrap(),
     }
 }
 

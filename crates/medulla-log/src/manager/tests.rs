@@ -587,3 +587,70 @@ fn a_deleted_partition_never_writes_into_a_recreated_topic() {
         "stale checkpoint {written:?}"
     );
 }
+
+#[test]
+fn the_cleaner_compacts_compacted_topics_only_and_stops_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let compact = map(&[
+        ("cleanup.policy", "compact"),
+        ("internal.segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]);
+    let delete = map(&[("internal.segment.bytes", "1024")]);
+    m.create_topic("compacted", 2, &compact, false).unwrap();
+    m.create_topic("plain", 1, &delete, false).unwrap();
+    let fill = |topic: &str, partition: i32| {
+        let log = m.partition(topic, partition).unwrap();
+        for i in 0..40 {
+            log.append(&simple_batch(3, START_MS + i)).unwrap();
+        }
+        log
+    };
+    let (c0, c1, plain) = (fill("compacted", 0), fill("compacted", 1), fill("plain", 0));
+    let plain_bytes = plain.size_bytes();
+    let config = CleanerConfig::default();
+    assert!(
+        m.clean_now(&CleanerConfig {
+            threads: 65,
+            ..config.clone()
+        })
+        .is_err()
+    );
+    assert_eq!(
+        m.clean_now(&config).unwrap(),
+        2,
+        "one pass per compacted partition"
+    );
+    assert_eq!(m.clean_now(&config).unwrap(), 0, "then nothing is dirty");
+    for log in [&c0, &c1] {
+        assert!(log.cleaner_checkpoint().is_some());
+        assert!(log.size_bytes() < plain_bytes / 3);
+    }
+    assert_eq!(plain.size_bytes(), plain_bytes);
+    assert_eq!(plain.cleaner_checkpoint(), None);
+
+    // In the background: new dirt is cleaned without being asked.
+    m.start_cleaner(CleanerConfig {
+        backoff_ms: 10,
+        ..config
+    })
+    .unwrap();
+    for i in 0..40 {
+        c0.append(&simple_batch(3, START_MS + i)).unwrap();
+    }
+    let before = c0.cleaner_checkpoint();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c0.cleaner_checkpoint() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the background cleaner did not run"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    m.close().unwrap();
+    assert!(
+        lock(&m.cleaner).is_none(),
+        "close stops the cleaner threads"
+    );
+}

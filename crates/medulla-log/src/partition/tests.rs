@@ -9,9 +9,9 @@ use super::*;
 use crate::batch::{Compression, parse_header, validate};
 use crate::test_support::{FakeClock, TestRecord, encode_batch, simple_batch, sized_batch};
 
-const START_MS: i64 = 1_700_000_000_000;
+pub(super) const START_MS: i64 = 1_700_000_000_000;
 
-fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
+pub(super) fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
     let overrides: BTreeMap<String, String> = overrides
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -19,15 +19,15 @@ fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
     Arc::new(TopicConfig::resolve(&BTreeMap::new(), &overrides).unwrap())
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    clock: Arc<FakeClock>,
-    config: Arc<TopicConfig>,
-    fsync: FsyncPolicy,
+pub(super) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<FakeClock>,
+    pub config: Arc<TopicConfig>,
+    pub fsync: FsyncPolicy,
 }
 
 impl Fixture {
-    fn new(overrides: &[(&str, &str)]) -> Fixture {
+    pub fn new(overrides: &[(&str, &str)]) -> Fixture {
         Fixture {
             dir: tempfile::tempdir().unwrap(),
             clock: FakeClock::new(START_MS),
@@ -36,11 +36,11 @@ impl Fixture {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn open_with(&self, clean_shutdown: bool) -> PartitionLog {
+    pub fn open_with(&self, clean_shutdown: bool) -> PartitionLog {
         PartitionLog::open(OpenPartition {
             topic: "t".into(),
             partition: 0,
@@ -53,11 +53,11 @@ impl Fixture {
         .unwrap()
     }
 
-    fn open(&self) -> PartitionLog {
+    pub fn open(&self) -> PartitionLog {
         self.open_with(true)
     }
 
-    fn log_files(&self) -> Vec<String> {
+    pub fn log_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -175,13 +175,9 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// An rdkafka client config pointed at `addr`.
-pub fn client_config(addr: &str) -> rdkafka::ClientConfig {
-    let mut c = rdkafka::ClientConfig::new();
-    c.set("bootstrap.servers", addr)
-        .set("broker.address.family", "v4");
-    c
-}
+mod kafka;
+#[allow(unused_imports)] // each test binary uses its own part of the harness
+pub use kafka::{client_config, consumer_from_beginning};
 
 /// A unique topic name for one test.
 pub fn topic_name(prefix: &str) -> String {
