@@ -123,6 +123,12 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Partitions of the internal topic __consumer_offsets (fixed once it exists).",
     ),
     key(
+        "offsets.topic.segment.bytes",
+        Some("104857600"),
+        3,
+        "Segment size of __consumer_offsets (small, so that compaction has sealed segments to clean).",
+    ),
+    key(
         "offsets.retention.minutes",
         Some("10080"),
         3,
@@ -524,6 +530,8 @@ pub struct BrokerConfig {
     pub connections_idle_max_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: u32,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// The `group.*` keys.
@@ -734,6 +742,9 @@ impl BrokerConfig {
             assignors,
             max_size: num("group.consumer.max.size", 1, i32::MAX as i64)? as usize,
         };
+        let offsets_topic_segment_bytes =
+            // The smallest segment.bytes a topic accepts.
+            num("offsets.topic.segment.bytes", 1 << 20, i32::MAX as i64)? as u64;
         let offsets_retention_ms =
             num("offsets.retention.minutes", 1, i32::MAX as i64)? as u64 * 60_000;
         let offsets_retention_check_interval_ms =
@@ -833,6 +844,7 @@ impl BrokerConfig {
                 inflight_per_connection_max,
                 connections_idle_max_ms,
                 offsets_topic_partitions,
+                offsets_topic_segment_bytes,
                 retention_check_interval_ms,
                 group,
                 consumer_group,

@@ -90,6 +90,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
     let group_store = Arc::new(groups::store::GroupStore::open(
         log.clone(),
         config.offsets_topic_partitions,
+        config.offsets_topic_segment_bytes,
     )?);
     let coordinator = Arc::new(groups::coordinator::Coordinator::open(
         group_store,

@@ -554,7 +554,7 @@ mod tests {
         .unwrap();
         log.create_topic("t", 1, &Default::default(), false)
             .unwrap();
-        let store = Arc::new(GroupStore::open(log.clone(), 3).unwrap());
+        let store = Arc::new(GroupStore::open(log.clone(), 3, 1 << 20).unwrap());
         let config = GroupConfig {
             initial_rebalance_delay: Duration::ZERO,
             ..GroupConfig::default()
@@ -651,7 +651,7 @@ mod tests {
 
         // The tombstones are durable: a reopened coordinator knows neither group.
         drop(c);
-        let store = Arc::new(GroupStore::open(log, 3).unwrap());
+        let store = Arc::new(GroupStore::open(log, 3, 1 << 20).unwrap());
         let reopened = Coordinator::open(store, GroupConfig::default(), ConsumerConfig::default());
         assert!(listed(&reopened).await.is_empty());
     }

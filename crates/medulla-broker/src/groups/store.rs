@@ -94,6 +94,9 @@ type KeyValue = (Bytes, Option<Bytes>);
 pub struct GroupStore {
     log: Arc<LogManager>,
     partitions: u32,
+    /// `offsets.topic.segment.bytes`: small enough that the cleaner gets sealed segments
+    /// to compact (Kafka's reason for a topic-specific value).
+    segment_bytes: u64,
     offsets: Mutex<HashMap<String, GroupOffsets>>,
     /// Group metadata as loaded on start (the coordinator owns it afterwards).
     loaded_groups: Mutex<HashMap<String, GroupRecord>>,
@@ -335,10 +338,15 @@ fn io_error(message: String) -> LogError {
 impl GroupStore {
     /// Loads every record of `__consumer_offsets` if it exists (it is created on the
     /// first write, as Kafka creates it on first use).
-    pub fn open(log: Arc<LogManager>, partitions: u32) -> Result<GroupStore, LogError> {
+    pub fn open(
+        log: Arc<LogManager>,
+        partitions: u32,
+        segment_bytes: u64,
+    ) -> Result<GroupStore, LogError> {
         let store = GroupStore {
             log,
             partitions,
+            segment_bytes,
             offsets: Mutex::new(HashMap::new()),
             loaded_groups: Mutex::new(HashMap::new()),
             write: Mutex::new(()),
@@ -436,7 +444,10 @@ impl GroupStore {
         }
         // The same guard as any topic creation: never run out of descriptors half-way.
         crate::fds::check_room(u64::from(self.partitions)).map_err(io_error)?;
-        let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("segment.bytes".to_owned(), self.segment_bytes.to_string()),
+        ]);
         match self
             .log
             .create_topic(OFFSETS_TOPIC, self.partitions, &configs, false)
@@ -597,6 +608,73 @@ impl GroupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_log_is_compacted_and_loads_the_same_after() {
+        use medulla_log::{CleanerConfig, FsyncPolicy, LogManagerOptions, SystemClock};
+        let dir = tempfile::tempdir().unwrap();
+        let open_log = || {
+            LogManager::open(LogManagerOptions {
+                data_dir: dir.path().to_owned(),
+                fsync: FsyncPolicy::Never,
+                broker_defaults: Default::default(),
+                clock: Arc::new(SystemClock),
+            })
+            .unwrap()
+        };
+        let log = open_log();
+        log.create_topic("t", 100, &Default::default(), false)
+            .unwrap();
+        // One partition of __consumer_offsets with the smallest segments a topic may have
+        // (1 MiB), so that commits of 100 partitions roll a few for the cleaner.
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        let commit = |store: &GroupStore, offset: i64| {
+            let c = Committed {
+                offset,
+                leader_epoch: -1,
+                metadata: "m".into(),
+                commit_timestamp_ms: 1,
+            };
+            let all = (0..100).map(|p| ("t".to_owned(), p, c.clone())).collect();
+            store.commit("g", all).unwrap();
+        };
+        for n in 0..300 {
+            commit(&store, n);
+        }
+        store
+            .store_group(
+                "g",
+                &GroupRecord {
+                    protocol_type: "consumer".into(),
+                    generation: 3,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for n in 300..=600 {
+            // Roll past the segment with the group record, so it is sealed.
+            commit(&store, n);
+        }
+        let p = log.partition(OFFSETS_TOPIC, 0).unwrap();
+        let before = p.size_bytes();
+        let passes = log.clean_now(&CleanerConfig::default()).unwrap();
+        assert!(passes > 0, "the group log was cleaned");
+        assert!(
+            p.size_bytes() * 10 < before,
+            "{} bytes after cleaning, {before} before",
+            p.size_bytes()
+        );
+        drop(store);
+        log.close().unwrap();
+        drop(log);
+
+        let log = open_log();
+        let store = GroupStore::open(log, 1, 1 << 20).unwrap();
+        for p in 0..100 {
+            assert_eq!(store.get("g", "t", p).unwrap().offset, 600);
+        }
+        assert_eq!(store.take_loaded_groups()["g"].generation, 3);
+    }
 
     #[test]
     fn groups_land_on_kafkas_partitions() {
