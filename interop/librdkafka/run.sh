@@ -4,7 +4,8 @@
 #   interop/librdkafka/run.sh [--bootstrap HOST:PORT] [--all | TEST...]
 #
 #   (no TEST)      the tests in allowlist.txt
-#   TEST...        these test numbers (e.g. 0001 0017 or 0017_compression)
+#   TEST...        these test numbers (e.g. 0001 0017 or 0017_compression;
+#                  NNNN@consumer runs it with KIP-848 consumer groups)
 #   --all          every test in librdkafka's table (tests/test.c) except the
 #                  manual 8xxx ones
 #   --bootstrap    use a running broker; without it a `target/release/medulla
@@ -98,13 +99,18 @@ if [[ $list_only -eq 1 ]]; then
     exit 0
 fi
 
-# Allowlisted numbers: first token of every non-comment line; a second token
-# `full` means "run without quick mode".
+# Allowlisted runs: the first token of every non-comment line is a test number;
+# further tokens: `full` runs it without quick mode, `consumer` runs it with
+# TEST_CONSUMER_GROUP_PROTOCOL=consumer (KIP-848 consumer groups) as the run
+# NNNN@consumer. A number may have one line of each protocol.
 allowlisted=""
 allow_full=""
 if [[ -f "$allowlist" ]]; then
-    allowlisted="$(sed 's/#.*//' "$allowlist" | awk 'NF { print $1 }')"
-    allow_full="$(sed 's/#.*//' "$allowlist" | awk 'NF && $2 == "full" { print $1 }')"
+    runs_awk='NF { id = $1; full = 0
+        for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == "full") full = 1 }
+        if (want_full == 0 || full) print id }'
+    allowlisted="$(sed 's/#.*//' "$allowlist" | awk -v want_full=0 "$runs_awk")"
+    allow_full="$(sed 's/#.*//' "$allowlist" | awk -v want_full=1 "$runs_awk")"
 fi
 is_allowlisted() { grep -qx "$1" <<<"$allowlisted"; }
 
@@ -121,12 +127,14 @@ case "$mode" in
     named)
         selected=""
         for t in "${requested[@]}"; do
+            suffix=""
+            if [[ "$t" == *@consumer ]]; then suffix="@consumer" t="${t%@consumer}"; fi
             n="$(normalize "$t")"
             if [[ -z "$n" ]] || ! known_number "$n"; then
                 log "no test $t in librdkafka's table (try --list)"
                 exit 2
             fi
-            selected+="$n"$'\n'
+            selected+="$n$suffix"$'\n'
         done
         ;;
 esac
@@ -211,13 +219,16 @@ failed_other=()
 results="$run_dir/results.tsv"
 printf 'test\tverdict\tseconds\tallowlisted\tdetail\n' >"$results"
 
-for num in $selected; do
+for run in $selected; do
+    num="${run%@*}"
+    protocol_env=()
+    if [[ "$run" == *@consumer ]]; then protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL=consumer); fi
     if has_broker_entry "$num"; then scope="-L"; else scope="-l"; fi
     entries="$(entries_of "$num" "$scope")"
     quick="$quick_flag"
-    if grep -qx "$num" <<<"$allow_full"; then quick=""; fi
-    test_log="$run_dir/$num.log"
-    report="$run_dir/$num.json"
+    if grep -qx "$run" <<<"$allow_full"; then quick=""; fi
+    test_log="$run_dir/$run.log"
+    report="$run_dir/$run.json"
     rm -f "$report"
 
     if [[ -n "$broker_pid" ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
@@ -231,7 +242,7 @@ for num in $selected; do
         (
             (
                 cd "$tests_dir" &&
-                    exec env TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
+                    exec env "${protocol_env[@]}" TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
                         RDKAFKA_TEST_CONF="$conf" TEST_REPORT="$report" \
                         RDKAFKA_GITVER="medulla-interop" \
                         LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
@@ -275,17 +286,17 @@ for num in $selected; do
         fi
     fi
 
-    if is_allowlisted "$num"; then al="yes"; else al="no"; fi
+    if is_allowlisted "$run"; then al="yes"; else al="no"; fi
     case "$verdict" in
         PASS) pass=$((pass + 1)) ;;
         SKIP) skip=$((skip + 1)) ;;
         FAIL)
             fail=$((fail + 1))
-            if [[ "$al" == yes ]]; then failed_allowlisted+=("$num"); else failed_other+=("$num"); fi
+            if [[ "$al" == yes ]]; then failed_allowlisted+=("$run"); else failed_other+=("$run"); fi
             ;;
     esac
-    printf '%-4s  %s  %4ss  %-60s %s\n' "$verdict" "$num" "$secs" "$entries" "$detail"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$num" "$verdict" "$secs" "$al" "$detail" >>"$results"
+    printf '%-4s  %s  %4ss  %-60s %s\n' "$verdict" "$run" "$secs" "$entries" "$detail"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$verdict" "$secs" "$al" "$detail" >>"$results"
 done
 
 echo
