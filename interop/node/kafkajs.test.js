@@ -13,15 +13,16 @@
 //     name -> INVALID_CONFIG), createPartitions (3 -> 6; shrinking -> INVALID_PARTITIONS),
 //     fetchTopicOffsets, fetchTopicOffsetsByTimestamp, deleteTopicRecords, deleteTopics.
 //
-// READING BACK. kafkajs can only consume through a consumer group, and Medulla has no group
-// coordinator yet. So the read-back uses kafkajs's own Fetch path directly: the client's
-// internal Cluster (created through the same factory kafka.consumer() uses, so it has this
-// client's configuration) finds each partition's leader and calls broker.fetch(), which
-// encodes kafkajs's Fetch request and decodes the record batches with kafkajs's decoder and
-// the registered codec plugins - exactly what its consumer runs underneath the group protocol.
-// It relies on kafkajs internals, hence the exact kafkajs version pin in package.json (2.2.4 is
-// the final kafkajs release). The real group consumer test is written too, and runs when
-// MEDULLA_HAVE_GROUPS=1 (turn it on once Medulla implements consumer groups).
+// READING BACK. kafkajs can only consume through a consumer group, and this suite was written
+// before Medulla had a group coordinator. So the per-codec read-back uses kafkajs's own Fetch
+// path directly: the client's internal Cluster (created through the same factory
+// kafka.consumer() uses, so it has this client's configuration) finds each partition's leader
+// and calls broker.fetch(), which encodes kafkajs's Fetch request and decodes the record
+// batches with kafkajs's decoder and the registered codec plugins - exactly what its consumer
+// runs underneath the group protocol. It relies on kafkajs internals, hence the exact kafkajs
+// version pin in package.json (2.2.4 is the final kafkajs release). A group consumer
+// read-back (kafkajs's consumer.run) is a test of its own; the group scenarios (members
+// joining, leaving, crashing) are in interop/groups.
 //
 // ZSTD: kafkajs has no built-in zstd codec, and its plugin `@kafkajs/zstd` depends on the
 // native module `cppzst`, which fails to compile against Node 20's headers. A kafkajs codec is
@@ -63,7 +64,6 @@ CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
 CompressionCodecs[CompressionTypes.ZSTD] = ZstdCodec
 
 const BOOTSTRAP = process.env.MEDULLA_BOOTSTRAP
-const HAVE_GROUPS = process.env.MEDULLA_HAVE_GROUPS === '1'
 const RECORDS_PER_CODEC = 10000
 const SEND_CHUNK = 1000
 const PARTITIONS = 3
@@ -303,7 +303,7 @@ for (const [codec, compression] of CODECS) {
 
 test(
   'consumer group read-back (kafkajs consumer)',
-  { skip: !HAVE_GROUPS && 'consumer groups are not implemented in Medulla yet: set MEDULLA_HAVE_GROUPS=1 when they are', timeout: 120000 },
+  { timeout: 120000 },
   async () => {
     const topic = uniqueTopic('group')
     await createTopic(topic, PARTITIONS)
