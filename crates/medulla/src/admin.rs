@@ -131,6 +131,77 @@ impl Client {
     }
 }
 
+/// Lookups the `medulla topic` and `medulla group` commands share.
+impl Client {
+    /// The metadata of one existing topic (never auto-created).
+    pub async fn topic_metadata(
+        &mut self,
+        topic: &str,
+    ) -> anyhow::Result<kafka_protocol::messages::metadata_response::MetadataResponseTopic> {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{MetadataRequest, TopicName};
+        let mut md = self
+            .send(
+                MetadataRequest::default()
+                    .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                        TopicName(StrBytes::from_string(topic.to_owned())),
+                    ))]))
+                    .with_allow_auto_topic_creation(false),
+            )
+            .await?;
+        if md.topics.is_empty() {
+            bail!("no metadata for {topic}");
+        }
+        let t = md.topics.swap_remove(0);
+        check(t.error_code, None, &format!("topic {topic}"))?;
+        Ok(t)
+    }
+
+    /// ListOffsets for `spec` (-2 earliest, -1 latest, else a timestamp) of each of
+    /// `partitions`: partition → offset.
+    pub async fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        spec: i64,
+    ) -> anyhow::Result<std::collections::BTreeMap<i32, i64>> {
+        use kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+        let r = self
+            .send(
+                ListOffsetsRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_topics(vec![
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_timestamp(spec)
+                                    })
+                                    .collect(),
+                            ),
+                    ]),
+            )
+            .await?;
+        let mut out = std::collections::BTreeMap::new();
+        for p in r.topics.iter().flat_map(|t| t.partitions.iter()) {
+            check(
+                p.error_code,
+                None,
+                &format!("list offsets of {topic}-{}", p.partition_index),
+            )?;
+            out.insert(p.partition_index, p.offset);
+        }
+        Ok(out)
+    }
+}
+
 /// Turns a Kafka error code into an error naming it.
 pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
     if code == 0 {

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -16,9 +14,8 @@ use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -174,64 +171,12 @@ pub async fn run(bootstrap: &str, command: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The partition numbers of `topic`.
+/// The partition numbers of `topic`, in order.
 async fn topic_partitions(client: &mut Client, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let md = client
-        .send(
-            MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
-                ]))
-                .with_allow_auto_topic_creation(false),
-        )
-        .await?;
-    let t = md
-        .topics
-        .first()
-        .ok_or_else(|| anyhow!("no metadata for {topic}"))?;
-    check(t.error_code, None, &format!("topic {topic}"))?;
+    let t = client.topic_metadata(topic).await?;
     let mut partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
     partitions.sort();
     Ok(partitions)
-}
-
-/// ListOffsets for `spec` (-2 earliest, -1 latest, else a timestamp) of each partition.
-async fn list_offsets(
-    client: &mut Client,
-    topic: &str,
-    partitions: &[i32],
-    spec: i64,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let r = client
-        .send(
-            ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![
-                    ListOffsetsTopic::default()
-                        .with_name(TopicName(s(topic)))
-                        .with_partitions(
-                            partitions
-                                .iter()
-                                .map(|p| {
-                                    ListOffsetsPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_timestamp(spec)
-                                })
-                                .collect(),
-                        ),
-                ]),
-        )
-        .await?;
-    let mut out = BTreeMap::new();
-    for p in r.topics.iter().flat_map(|t| t.partitions.iter()) {
-        check(
-            p.error_code,
-            None,
-            &format!("list offsets of {topic}-{}", p.partition_index),
-        )?;
-        out.insert(p.partition_index, p.offset);
-    }
-    Ok(out)
 }
 
 /// Every committed offset of `group`: (topic, partition) → (offset, metadata).
@@ -340,7 +285,7 @@ async fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
         by_topic.entry(t).or_default().push(*p);
     }
     for (topic, partitions) in by_topic {
-        let ends = list_offsets(client, topic, &partitions, -1).await?;
+        let ends = client.list_offsets(topic, &partitions, -1).await?;
         for p in partitions {
             let (offset, metadata) = &offsets[&(topic.to_owned(), p)];
             let end = ends.get(&p).copied().unwrap_or(-1);
@@ -374,11 +319,11 @@ async fn reset(
     } else {
         partitions
     };
-    let earliest = list_offsets(client, topic, &partitions, -2).await?;
-    let latest = list_offsets(client, topic, &partitions, -1).await?;
+    let earliest = client.list_offsets(topic, &partitions, -2).await?;
+    let latest = client.list_offsets(topic, &partitions, -1).await?;
     let current = committed(client, group).await?;
     let at_time = match target {
-        Target::Time(ms) => Some(list_offsets(client, topic, &partitions, ms).await?),
+        Target::Time(ms) => Some(client.list_offsets(topic, &partitions, ms).await?),
         _ => None,
     };
     let mut plan = Vec::with_capacity(partitions.len());

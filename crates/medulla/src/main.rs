@@ -23,30 +23,31 @@ enum Command {
     Serve(ServeArgs),
     /// Create, list, describe, alter and delete topics on a running broker.
     Topic {
-        /// The broker to talk to.
-        #[arg(
-            long,
-            env = "MEDULLA_BOOTSTRAP",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: Remote,
         #[command(subcommand)]
         command: topic::TopicCommand,
     },
     /// List, describe and delete consumer groups; reset their committed offsets.
     Group {
-        /// The broker to talk to.
-        #[arg(
-            long,
-            env = "MEDULLA_BOOTSTRAP",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        broker: Remote,
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+}
+
+/// The broker an admin command talks to.
+#[derive(clap::Args)]
+struct Remote {
+    /// The broker to talk to.
+    #[arg(
+        long,
+        env = "MEDULLA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    bootstrap: String,
 }
 
 /// `medulla serve` flags. Precedence: the config file, then the shorthand flags, then
@@ -99,8 +100,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Topic { bootstrap, command } => topic::run(&bootstrap, command).await,
-            Command::Group { bootstrap, command } => group::run(&bootstrap, command).await,
+            Command::Topic { broker, command } => topic::run(&broker.bootstrap, command).await,
+            Command::Group { broker, command } => group::run(&broker.bootstrap, command).await,
         }
     });
     match result {

@@ -8,11 +8,9 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, TopicName,
+    IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -221,66 +219,25 @@ pub async fn run(bootstrap: &str, command: TopicCommand) -> anyhow::Result<()> {
 }
 
 async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
-    let metadata = client
-        .send(
-            MetadataRequest::default()
-                .with_topics(Some(vec![
-                    MetadataRequestTopic::default().with_name(Some(TopicName(s(name)))),
-                ]))
-                .with_allow_auto_topic_creation(false),
-        )
-        .await?;
-    let topic = metadata
-        .topics
-        .first()
-        .ok_or_else(|| anyhow!("no metadata for {name}"))?;
-    check(topic.error_code, None, &format!("describe {name}"))?;
+    let topic = client.topic_metadata(name).await?;
     let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     println!(
         "topic {name}  id {}  partitions {}",
         topic.topic_id,
         partitions.len()
     );
-
-    let mut offsets = Vec::new();
-    for spec in [-2i64, -1] {
-        let response = client
-            .send(
-                ListOffsetsRequest::default()
-                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-                    .with_topics(vec![
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(s(name)))
-                            .with_partitions(
-                                partitions
-                                    .iter()
-                                    .map(|p| {
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(*p)
-                                            .with_timestamp(spec)
-                                    })
-                                    .collect(),
-                            ),
-                    ]),
-            )
-            .await?;
-        offsets.push(response);
-    }
+    let starts = client.list_offsets(name, &partitions, -2).await?;
+    let ends = client.list_offsets(name, &partitions, -1).await?;
     for p in &partitions {
-        let find = |i: usize| {
-            offsets[i]
-                .topics
-                .iter()
-                .flat_map(|t| t.partitions.iter())
-                .find(|x| x.partition_index == *p)
-                .map(|x| x.offset)
-                .unwrap_or(-1)
-        };
         println!(
             "  partition {p}  leader {}  log-start {}  log-end {}",
-            metadata.controller_id.0,
-            find(0),
-            find(1)
+            topic
+                .partitions
+                .iter()
+                .find(|x| x.partition_index == *p)
+                .map_or(-1, |x| x.leader_id.0),
+            starts.get(p).copied().unwrap_or(-1),
+            ends.get(p).copied().unwrap_or(-1)
         );
     }
     let configs = client

@@ -717,6 +717,18 @@ impl ConsumerGroup {
     }
 }
 
+/// The members subscribed to `topic`, in member-id order.
+fn subscribers<'a>(
+    subscriptions: &'a BTreeMap<String, Vec<String>>,
+    topic: &str,
+) -> Vec<&'a String> {
+    subscriptions
+        .iter()
+        .filter(|(_, ts)| ts.iter().any(|t| t == topic))
+        .map(|(m, _)| m)
+        .collect()
+}
+
 /// Kafka's range assignor: per topic, the members subscribed to it in id order each take
 /// a contiguous range, the first ones one partition more.
 fn assign_range(
@@ -728,11 +740,7 @@ fn assign_range(
         .map(|m| (m.clone(), Assignment::new()))
         .collect();
     for (topic, (id, partitions)) in topics {
-        let members: Vec<&String> = subscriptions
-            .iter()
-            .filter(|(_, ts)| ts.contains(topic))
-            .map(|(m, _)| m)
-            .collect();
+        let members = subscribers(subscriptions, topic);
         if members.is_empty() {
             continue;
         }
@@ -766,11 +774,7 @@ fn assign_uniform(
     // Every (topic, partition) with the members that may take it.
     let mut all: Vec<(Uuid, i32, Vec<&String>)> = Vec::new();
     for (topic, (id, partitions)) in topics {
-        let members: Vec<&String> = subscriptions
-            .iter()
-            .filter(|(_, ts)| ts.contains(topic))
-            .map(|(m, _)| m)
-            .collect();
+        let members = subscribers(subscriptions, topic);
         if !members.is_empty() {
             for p in 0..*partitions as i32 {
                 all.push((*id, p, members.clone()));

@@ -129,6 +129,18 @@ fn stable_single(clock: &Clock, cfg: &GroupConfig) -> (Group, String) {
     (g, m1)
 }
 
+/// Two members at generation 2, CompletingRebalance: `m1` (the leader) was alone, `m2`
+/// joined, both got the new generation and nobody has synced yet.
+fn second_generation(clock: &Clock, cfg: &GroupConfig) -> (Group, String, String) {
+    let (mut g, m1) = stable_single(clock, cfg);
+    let (m2, mut rx2) = join_new(&mut g, clock.at(0), cfg);
+    let mut rx1 = waiting(g.join(params(&m1, None, RANGE), clock.at(0), cfg));
+    assert_eq!(ready(&mut rx1).generation, 2);
+    assert_eq!(ready(&mut rx2).generation, 2);
+    assert_eq!(g.state(), State::CompletingRebalance);
+    (g, m1, m2)
+}
+
 #[test]
 fn a_single_member_gets_generation_one_and_its_assignment() {
     let clock = Clock::new();
@@ -188,11 +200,7 @@ fn a_second_member_rebalances_and_both_get_the_new_generation() {
 fn an_expired_session_removes_the_member_and_rebalances_the_rest() {
     let clock = Clock::new();
     let cfg = config(0);
-    let (mut g, m1) = stable_single(&clock, &cfg);
-    let (m2, mut rx2) = join_new(&mut g, clock.at(0), &cfg);
-    let mut rx1 = waiting(g.join(params(&m1, None, RANGE), clock.at(0), &cfg));
-    ready(&mut rx1);
-    ready(&mut rx2);
+    let (mut g, m1, m2) = second_generation(&clock, &cfg);
     let _s2 = sync(&mut g, &m2, 2, &[], clock.at(0));
     let _s1 = sync(&mut g, &m1, 2, &[(&m1, b"x"), (&m2, b"y")], clock.at(0));
     g.persisted(None, clock.at(0));
@@ -320,16 +328,13 @@ fn a_static_member_that_comes_back_keeps_its_assignment_without_a_rebalance() {
 fn commits_are_checked_against_membership_and_generation() {
     let clock = Clock::new();
     let cfg = config(0);
-    let mut g = Group::new(clock.at(0), &cfg);
+    let mut simple = Group::new(clock.at(0), &cfg);
     assert_eq!(
-        g.validate_commit("", None, -1, clock.at(0)),
+        simple.validate_commit("", None, -1, clock.at(0)),
         Ok(()),
         "simple group"
     );
-    let (mut g, m1) = {
-        drop(g);
-        stable_single(&clock, &cfg)
-    };
+    let (mut g, m1) = stable_single(&clock, &cfg);
     assert_eq!(g.validate_commit(&m1, None, 1, clock.at(0)), Ok(()));
     assert_eq!(
         g.validate_commit(&m1, None, 0, clock.at(0)),
@@ -345,11 +350,7 @@ fn commits_are_checked_against_membership_and_generation() {
         "an active group refuses generation-less commits"
     );
     // A new member arrives and the generation completes, but nobody has synced yet.
-    let (m2, mut rx2) = join_new(&mut g, clock.at(0), &cfg);
-    let mut rx1 = waiting(g.join(params(&m1, None, RANGE), clock.at(0), &cfg));
-    ready(&mut rx1);
-    ready(&mut rx2);
-    assert_eq!(g.state(), State::CompletingRebalance);
+    let (mut g, _m1, m2) = second_generation(&clock, &cfg);
     assert_eq!(
         g.validate_commit(&m2, None, 2, clock.at(0)),
         Err(code(ResponseError::RebalanceInProgress))
@@ -434,11 +435,7 @@ fn a_failed_write_fails_the_sync_and_the_group_rebalances() {
 fn a_follower_that_never_syncs_is_removed_at_the_rebalance_timeout() {
     let clock = Clock::new();
     let cfg = config(0);
-    let (mut g, m1) = stable_single(&clock, &cfg);
-    let (m2, mut rx2) = join_new(&mut g, clock.at(0), &cfg);
-    let mut rx1 = waiting(g.join(params(&m1, None, RANGE), clock.at(0), &cfg));
-    ready(&mut rx1);
-    ready(&mut rx2);
+    let (mut g, m1, m2) = second_generation(&clock, &cfg);
     let _s1 = sync(&mut g, &m1, 2, &[], clock.at(0));
     g.persisted(None, clock.at(0));
     assert_eq!(g.state(), State::Stable);
