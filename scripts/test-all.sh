@@ -10,7 +10,7 @@
 #      kafka-python, kafkajs); then the broker must still be alive with no panic in its log
 #   5. if present: interop/librdkafka/run.sh (it starts its own broker with the 4 partitions
 #      per auto-created topic that librdkafka's suite expects), bench/run.sh --quick,
-#      scripts/fuzz.sh --ci
+#      bench/compaction.sh --quick, scripts/fuzz.sh --ci
 #
 # Every step runs even when an earlier one failed (except those that need the broker binary),
 # and the end prints one line per step and a total. Exit status: non-zero if any step failed.
@@ -101,8 +101,10 @@ if ((interop_only == 0)); then
     if [[ -f bench/run.sh ]]; then
         if ((have_broker)); then
             step "benchmarks (quick)" bash bench/run.sh --quick || true
+            step "compaction benchmark (quick)" bash bench/compaction.sh --quick || true
         else
             skip "benchmarks (quick)" "the release build failed"
+            skip "compaction benchmark (quick)" "the release build failed"
         fi
     else
         skip "benchmarks (quick)" "no bench/run.sh"
