@@ -37,3 +37,9 @@ const _: () = assert!(FETCH_RESPONSE_BYTES_MAX <= REQUEST_BYTES_MAX);
 /// group this often (a session timeout is at least `group.min.session.timeout.ms`, 6 s by
 /// default, so 100 ms is well inside it).
 pub const GROUP_TICK_MS: u64 = 100;
+
+/// Member ids one group may have handed out (MEMBER_ID_REQUIRED) and not yet seen again.
+/// Kafka bounds them only by `group.max.size` (unbounded by default): a client looping on
+/// JoinGroup without its id would grow the group until the ids expire. Beyond this,
+/// GROUP_MAX_SIZE_REACHED.
+pub const PENDING_MEMBERS_PER_GROUP_MAX: usize = 10_000;

@@ -626,7 +626,9 @@ impl Group {
         {
             return self.replace_static_member(&old_id, new_id, p, now);
         }
-        if self.members.len() + self.pending.len() >= config.max_size {
+        if self.members.len() + self.pending.len() >= config.max_size
+            || self.pending.len() >= crate::limits::PENDING_MEMBERS_PER_GROUP_MAX
+        {
             return Answer::Now(JoinResult::error(
                 code(ResponseError::GroupMaxSizeReached),
                 "",

@@ -513,3 +513,20 @@ fn any_protocol_type_works_with_opaque_metadata() {
     );
     assert_eq!(g.subscribed_topics(), None, "not a consumer-protocol group");
 }
+
+#[test]
+fn member_ids_handed_out_and_never_used_are_bounded() {
+    let clock = Clock::new();
+    let cfg = config(0);
+    let mut g = Group::new(clock.at(0), &cfg);
+    for _ in 0..crate::limits::PENDING_MEMBERS_PER_GROUP_MAX {
+        let r = now_result(g.join(params("", None, RANGE), clock.at(0), &cfg));
+        assert_eq!(r.error, code(ResponseError::MemberIdRequired));
+    }
+    let r = now_result(g.join(params("", None, RANGE), clock.at(0), &cfg));
+    assert_eq!(r.error, code(ResponseError::GroupMaxSizeReached));
+    // They expire with the session timeout they asked for.
+    g.tick(clock.at(SESSION_MS as u64));
+    let r = now_result(g.join(params("", None, RANGE), clock.at(SESSION_MS as u64), &cfg));
+    assert_eq!(r.error, code(ResponseError::MemberIdRequired));
+}
