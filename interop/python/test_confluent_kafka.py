@@ -10,11 +10,14 @@ What it checks:
     INVALID_CONFIG), list_topics / describe_topics / describe_cluster, describe_configs,
     alter_configs and incremental_alter_configs (SET, DELETE, unknown name -> INVALID_CONFIG),
     create_partitions (3 -> 6, shrinking -> INVALID_PARTITIONS), list_offsets with
-    earliest / latest / for_timestamp / max_timestamp, delete_records, delete_topics.
+    earliest / latest / for_timestamp / max_timestamp, delete_records, delete_topics;
+  * group admin: a subscribed consumer commits, then list_consumer_groups (with a state
+    filter), describe_consumer_groups, list_consumer_group_offsets,
+    alter_consumer_group_offsets (refused while the group has members, applied once it is
+    empty), delete_consumer_groups (refused while active, unknown -> GROUP_ID_NOT_FOUND).
 
-The consumer never joins a group: consumer groups are not implemented in Medulla yet, so it
-uses assign() with explicit offsets and enable.auto.commit=False (group.id is still required
-by the client configuration, but no group coordinator is contacted).
+The codec round trips read with assign() at explicit offsets (no group membership); the
+rebalancing scenarios with several members live in interop/groups/.
 """
 
 import pytest
@@ -27,6 +30,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -433,3 +437,81 @@ def test_delete_topics(admin):
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         lambda: admin.delete_topics([topic])[topic].result(TIMEOUT_S),
     )
+
+
+def test_group_admin(admin, bootstrap):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    topic = unique_topic("confluent", "group-admin")
+    group = unique_topic("confluent", "group")
+    create_topic(admin, topic, 2)
+    records = [make_record(i, "none", base_timestamp_ms()) for i in range(20)]
+    produce(bootstrap, topic, records, "none")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    deadline = Deadline(TIMEOUT_S, "the group member to read 20 records")
+    while seen < 20:
+        if deadline.expired():
+            deadline.fail(f"{seen} read")
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            seen += 1
+    consumer.commit(asynchronous=False)
+
+    listed = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(TIMEOUT_S)
+    assert group in [g.group_id for g in listed.valid], "the active group is listed as STABLE"
+    desc = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+    assert desc.state == ConsumerGroupState.STABLE
+    assert desc.partition_assignor == "range"
+    assert len(desc.members) == 1
+    assigned = sorted(tp.partition for tp in desc.members[0].assignment.topic_partitions)
+    assert assigned == [0, 1]
+    print(f"  describe_consumer_groups {group}: STABLE, one member owning {assigned}")
+
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0), TopicPartition(topic, 1)])]
+    committed = admin.list_consumer_group_offsets(request)[group].result(TIMEOUT_S)
+    total = sum(tp.offset for tp in committed.topic_partitions)
+    assert total == 20, committed.topic_partitions
+
+    rewind = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 1)])]
+    # Kafka refuses commits without a generation while the group has members; the
+    # error comes back per partition.
+    refused = admin.alter_consumer_group_offsets(rewind)[group].result(TIMEOUT_S)
+    errors = [tp.error.code() if tp.error else 0 for tp in refused.topic_partitions]
+    assert errors == [KafkaError.UNKNOWN_MEMBER_ID], refused.topic_partitions
+    print("  alter_consumer_group_offsets while the group has a member: UNKNOWN_MEMBER_ID")
+    expect_kafka_error(
+        "delete_consumer_groups while the group has a member",
+        KafkaError.NON_EMPTY_GROUP,
+        lambda: admin.delete_consumer_groups([group])[group].result(TIMEOUT_S),
+    )
+    consumer.close()
+    wait_until(
+        lambda: admin.describe_consumer_groups([group])[group].result(TIMEOUT_S).state
+        == ConsumerGroupState.EMPTY,
+        TIMEOUT_S,
+        "the group to be empty after close()",
+    )
+    admin.alter_consumer_group_offsets(rewind)[group].result(TIMEOUT_S)
+    after = admin.list_consumer_group_offsets(request)[group].result(TIMEOUT_S)
+    offsets = {tp.partition: tp.offset for tp in after.topic_partitions}
+    assert offsets[0] == 1, offsets
+    print(f"  alter_consumer_group_offsets: {topic}-0 rewound to 1 ({offsets})")
+
+    admin.delete_consumer_groups([group])[group].result(TIMEOUT_S)
+    gone = admin.list_consumer_groups().result(TIMEOUT_S)
+    assert group not in [g.group_id for g in gone.valid]
+    expect_kafka_error(
+        "delete_consumer_groups of an unknown group",
+        KafkaError.GROUP_ID_NOT_FOUND,
+        lambda: admin.delete_consumer_groups([group])[group].result(TIMEOUT_S),
+    )
+    print(f"  delete_consumer_groups {group}: deleted; a second delete -> GROUP_ID_NOT_FOUND")
