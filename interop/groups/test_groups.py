@@ -23,6 +23,9 @@ throughout (value = the partition's sequence number); members process and commit
       a fourth member starts; at the first revocation (revocations are slow) the broker is
       SIGKILLed and restarted: the four members converge and consumption completes with
       nothing skipped. (kip848-uniform: xfail, membership is not persisted.)
+  test_broker_restart_stable_group[classic-range | kip848-uniform]
+      the broker is SIGKILLed and restarted under a stable group: nobody is rebalanced.
+      (kip848-uniform: xfail, membership is not persisted.)
 
 Nothing waits a fixed time: every wait is on a condition with a deadline, and durations are
 printed, not asserted.
@@ -381,3 +384,54 @@ def test_broker_restart_mid_rebalance(scenario, protocol, strategy):
         m.terminate()
     after = sc.admin.committed(sc.group, sc.topic, sc.partitions)
     assert after == ends, f"committed offsets {after}, end offsets {ends}"
+
+
+# --------------------------------------------------------------------------------------
+# A stable group rides out a broker crash
+
+
+@pytest.mark.parametrize(
+    "protocol,strategy",
+    [("classic", "range"), pytest.param("consumer", "uniform", marks=KIP848_NOT_PERSISTED)],
+    ids=["classic-range", "kip848-uniform"],
+)
+def test_broker_restart_stable_group(scenario, protocol, strategy):
+    """Kafka loads a group's members with the group after a coordinator restart and gives
+    them fresh sessions: members that keep heartbeating are not rebalanced."""
+    sc = scenario
+    start_producer(sc)
+    ms = [sc.start_member(f"m{i}", "confluent", strategy, SESSION_TIMEOUT_MS, protocol=protocol) for i in (1, 2, 3)]
+    assignment, took = sc.wait_settled(ms, 60, "three members to join")
+    print(f"  three members hold {assignment} ({took:.2f}s)")
+    moves_before = {m.name: len(m.events("assigned")) + len(m.events("revoked")) for m in ms}
+
+    t_kill = sc.broker.kill()
+    sc.broker.start()
+    # Watch past the point where the members' sessions, restarted on load, would expire.
+    window_end = now_ms() + SESSION_TIMEOUT_MS + 2000
+    wait_until(
+        lambda: all(any(e["t"] > window_end for e in m.events("record")) for m in ms),
+        SESSION_TIMEOUT_MS / 1000 + 30,
+        "every member to process records past the restarted sessions' expiry",
+        interval_s=0.2,
+        check=lambda: sc.check_members(ms),
+    )
+    moved = {
+        m.name: [(e["ev"], e["p"], e["t"] - t_kill) for e in m.events() if e["ev"] in ("assigned", "revoked")][
+            moves_before[m.name] :
+        ]
+        for m in ms
+    }
+    assert not any(
+        moved.values()
+    ), f"members saw a rebalance after the broker restart (event, partition, ms after the kill): {moved}"
+    view = sc.broker_view()
+    assert view == (
+        "STABLE",
+        assignment,
+    ), f"after the restart DescribeGroups shows {view}, the members hold {assignment}"
+    print(
+        f"  broker SIGKILLed and restarted: no member saw a revocation or assignment through {(window_end - t_kill) / 1000:.1f}s after the kill; DescribeGroups {view}"
+    )
+
+    finish(sc, ms, exact_values=False)
