@@ -22,10 +22,9 @@ throughout (value = the partition's sequence number); members process and commit
   test_broker_restart_mid_rebalance[classic-range | kip848-uniform]
       a fourth member starts; at the first revocation (revocations are slow) the broker is
       SIGKILLed and restarted: the four members converge and consumption completes with
-      nothing skipped. (kip848-uniform: xfail, membership is not persisted.)
+      nothing skipped.
   test_broker_restart_stable_group[classic-range | kip848-uniform]
       the broker is SIGKILLed and restarted under a stable group: nobody is rebalanced.
-      (kip848-uniform: xfail, membership is not persisted.)
 
 Nothing waits a fixed time: every wait is on a condition with a deadline, and durations are
 printed, not asserted.
@@ -331,17 +330,9 @@ def test_static_membership(scenario, protocol, strategy):
 # 5: broker crash in the middle of a rebalance
 
 
-KIP848_NOT_PERSISTED = pytest.mark.xfail(
-    strict=False,
-    reason="KIP-848 group membership is not persisted (ARCHITECTURE.md: future work): after a "
-    "broker restart the members are unknown, the first to heartbeat is given every partition "
-    "while the others still hold theirs until they learn they were dropped",
-)
-
-
 @pytest.mark.parametrize(
     "protocol,strategy",
-    [("classic", "range"), pytest.param("consumer", "uniform", marks=KIP848_NOT_PERSISTED)],
+    [("classic", "range"), ("consumer", "uniform")],
     ids=["classic-range", "kip848-uniform"],
 )
 def test_broker_restart_mid_rebalance(scenario, protocol, strategy):
@@ -392,7 +383,7 @@ def test_broker_restart_mid_rebalance(scenario, protocol, strategy):
 
 @pytest.mark.parametrize(
     "protocol,strategy",
-    [("classic", "range"), pytest.param("consumer", "uniform", marks=KIP848_NOT_PERSISTED)],
+    [("classic", "range"), ("consumer", "uniform")],
     ids=["classic-range", "kip848-uniform"],
 )
 def test_broker_restart_stable_group(scenario, protocol, strategy):

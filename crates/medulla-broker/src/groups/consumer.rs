@@ -10,9 +10,11 @@
 //! client reports them released does it take the new epoch and the partitions no other
 //! member still holds. So a partition is never owned by two members at once.
 //!
-//! Decision: membership of consumer groups is held in memory only. After a broker
-//! restart members get UNKNOWN_MEMBER_ID, rejoin with epoch 0 and are assigned again;
-//! committed offsets are durable as for every group, so nothing is skipped.
+//! Every change of membership, epochs or assignments marks the group dirty; the
+//! coordinator then writes a [`Snapshot`] of it to `__consumer_offsets` (fsynced) before
+//! the heartbeat is answered, and restores the groups from their last snapshots on
+//! start, with fresh sessions, so members carry on with their ids, epochs and partitions
+//! and no partition changes hands across a restart until its owner has released it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
@@ -100,7 +102,7 @@ fn refuse(e: ResponseError, message: impl Into<String>) -> Refusal {
     (e.code(), message.into())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum MemberState {
     /// Owns what its epoch's target gives it.
     Stable,
@@ -185,6 +187,54 @@ pub struct ConsumerGroup {
     /// The subscribed topics as of the last target assignment.
     subscribed_metadata: Topics,
     assignor: String,
+    /// Changed since the last snapshot was taken.
+    dirty: bool,
+}
+
+/// Partitions by topic id, as a snapshot stores them (the id as text).
+type StoredAssignment = Vec<(String, Vec<i32>)>;
+
+fn store_assignment(a: &Assignment) -> StoredAssignment {
+    a.iter()
+        .map(|(t, ps)| (t.to_string(), ps.iter().copied().collect()))
+        .collect()
+}
+
+fn load_assignment(a: StoredAssignment) -> Assignment {
+    a.into_iter()
+        .filter_map(|(t, ps)| Some((t.parse().ok()?, ps.into_iter().collect())))
+        .collect()
+}
+
+/// A consumer group's durable state: Medulla's own record in `__consumer_offsets` (JSON,
+/// under a key version Kafka does not use), where Kafka writes several record kinds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    epoch: i32,
+    assignment_epoch: i32,
+    assignor: String,
+    subscribed_metadata: Vec<(String, String, u32)>,
+    members: Vec<MemberSnapshot>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct MemberSnapshot {
+    id: String,
+    instance_id: Option<String>,
+    rack_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    subscribed: Vec<String>,
+    regex: Option<String>,
+    assignor: Option<String>,
+    rebalance_timeout_ms: i32,
+    epoch: i32,
+    previous_epoch: i32,
+    state: MemberState,
+    assigned: StoredAssignment,
+    revoking: StoredAssignment,
+    target: StoredAssignment,
+    away: bool,
 }
 
 fn union(a: &mut Assignment, b: &Assignment) {
@@ -235,7 +285,107 @@ impl ConsumerGroup {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "uniform".into()),
+            dirty: false,
         }
+    }
+
+    /// Asks for a snapshot at the next opportunity (the last write failed).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Whether the group changed since the last call (and a snapshot is due).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The group's durable state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            epoch: self.epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor.clone(),
+            subscribed_metadata: self
+                .subscribed_metadata
+                .iter()
+                .map(|(n, (id, p))| (n.clone(), id.to_string(), *p))
+                .collect(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberSnapshot {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed: m.subscribed.clone(),
+                    regex: m.regex.clone(),
+                    assignor: m.assignor.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    state: m.state,
+                    assigned: store_assignment(&m.assigned),
+                    revoking: store_assignment(&m.revoking),
+                    target: store_assignment(&self.target.get(&m.id).cloned().unwrap_or_default()),
+                    away: m.away,
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as its last snapshot left it. Members get a fresh session (those that do
+    /// not come back expire) and are sent their assignment again on their next heartbeat.
+    pub fn restore(snapshot: Snapshot, now: Now, config: &ConsumerConfig) -> ConsumerGroup {
+        let mut g = ConsumerGroup::new(config);
+        g.epoch = snapshot.epoch;
+        g.assignment_epoch = snapshot.assignment_epoch;
+        g.assignor = snapshot.assignor;
+        g.subscribed_metadata = snapshot
+            .subscribed_metadata
+            .into_iter()
+            .filter_map(|(n, id, p)| Some((n, (id.parse().ok()?, p))))
+            .collect();
+        let session = std::time::Duration::from_millis(config.session_timeout_ms.max(0) as u64);
+        for m in snapshot.members {
+            if let Some(i) = &m.instance_id {
+                g.instances.insert(i.clone(), m.id.clone());
+            }
+            g.target.insert(m.id.clone(), load_assignment(m.target));
+            let revoke_deadline = (m.state == MemberState::UnrevokedPartitions).then(|| {
+                now.mono + std::time::Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64)
+            });
+            g.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    rack_id: m.rack_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    subscribed: m.subscribed,
+                    regex: m.regex,
+                    assignor: m.assignor,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    state: m.state,
+                    assigned: load_assignment(m.assigned),
+                    revoking: load_assignment(m.revoking),
+                    changed: true,
+                    away: m.away,
+                    deadline: now.mono + session,
+                    revoke_deadline,
+                },
+            );
+        }
+        g
+    }
+
+    fn bump(&mut self) {
+        self.epoch += 1;
+        self.dirty = true;
     }
 
     /// No members.
@@ -351,7 +501,7 @@ impl ConsumerGroup {
             bump = true;
         }
         if bump {
-            self.epoch += 1;
+            self.bump();
         }
         self.refresh_metadata(topics);
         if self.assignment_epoch < self.epoch {
@@ -399,6 +549,7 @@ impl ConsumerGroup {
                 m.id = hb.member_id.clone();
                 m.away = false;
                 m.changed = true;
+                self.dirty = true;
                 if let Some(t) = self.target.remove(&old_id) {
                     self.target.insert(m.id.clone(), t);
                 }
@@ -411,7 +562,7 @@ impl ConsumerGroup {
             // A member that lost its epoch rejoins: it starts over, and what it held
             // is free for the others.
             self.target.remove(&old.id);
-            self.epoch += 1;
+            self.bump();
         }
         if self.members.len() >= config.max_size {
             return Err(refuse(
@@ -446,7 +597,7 @@ impl ConsumerGroup {
                 revoke_deadline: None,
             },
         );
-        self.epoch += 1;
+        self.bump();
         Ok(())
     }
 
@@ -527,7 +678,10 @@ impl ConsumerGroup {
             .and_then(|id| self.members.get_mut(id))
         {
             // Its partitions stay with it until its session expires.
-            Some(m) => m.away = true,
+            Some(m) => {
+                m.away = true;
+                self.dirty = true;
+            }
             None => {
                 return Err(refuse(
                     ResponseError::UnknownMemberId,
@@ -551,7 +705,7 @@ impl ConsumerGroup {
             self.instances.remove(i);
         }
         self.target.remove(id);
-        self.epoch += 1;
+        self.bump();
     }
 
     /// Bumps the group epoch when a subscribed topic appeared, vanished or grew.
@@ -564,7 +718,7 @@ impl ConsumerGroup {
         }
         if subscribed != self.subscribed_metadata {
             self.subscribed_metadata = subscribed;
-            self.epoch += 1;
+            self.bump();
         }
     }
 
@@ -594,6 +748,7 @@ impl ConsumerGroup {
         self.assignor = assignor;
         self.target = target;
         self.assignment_epoch = self.epoch;
+        self.dirty = true;
     }
 
     /// Partitions held (assigned or being revoked) by members other than `id`.
@@ -606,8 +761,24 @@ impl ConsumerGroup {
         held
     }
 
-    /// Moves one member toward its target (Kafka's CurrentAssignmentBuilder).
+    /// Moves one member toward its target (Kafka's CurrentAssignmentBuilder); marks the
+    /// group dirty if the member's state, epoch or partitions moved.
     fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: Now) {
+        let before = self
+            .members
+            .get(id)
+            .map(|m| (m.epoch, m.state, m.assigned.clone(), m.revoking.clone()));
+        self.reconcile_step(id, owned, now);
+        let after = self
+            .members
+            .get(id)
+            .map(|m| (m.epoch, m.state, m.assigned.clone(), m.revoking.clone()));
+        if before != after {
+            self.dirty = true;
+        }
+    }
+
+    fn reconcile_step(&mut self, id: &str, owned: Option<&Assignment>, now: Now) {
         let target = self.target.get(id).cloned().unwrap_or_default();
         let held = self.held_by_others(id);
         let assignment_epoch = self.assignment_epoch;

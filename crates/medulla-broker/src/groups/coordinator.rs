@@ -89,13 +89,54 @@ impl Coordinator {
         if !groups.is_empty() {
             tracing::info!(groups = groups.len(), "loaded consumer groups");
         }
+        let consumer_groups: HashMap<String, Arc<AsyncMutex<ConsumerGroup>>> = store
+            .take_loaded_consumer_groups()
+            .into_iter()
+            .map(|(id, snapshot)| {
+                let g = ConsumerGroup::restore(snapshot, now, &consumer_config);
+                (id, Arc::new(AsyncMutex::new(g)))
+            })
+            .collect();
+        for id in consumer_groups.keys() {
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(AsyncMutex::new(Group::new(now, &config))));
+        }
+        if !consumer_groups.is_empty() {
+            tracing::info!(
+                groups = consumer_groups.len(),
+                "loaded consumer-protocol groups"
+            );
+        }
         Coordinator {
             store,
             config,
             consumer_config,
             groups: Mutex::new(groups),
-            consumer_groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(consumer_groups),
         }
+    }
+
+    /// Writes a KIP-848 group's snapshot if it changed. `Err` is the code to answer with.
+    async fn persist_consumer(&self, id: &str, g: &mut ConsumerGroup) -> Result<(), i16> {
+        if !g.take_dirty() {
+            return Ok(());
+        }
+        let snapshot = g.snapshot();
+        let store = self.store.clone();
+        let group_id = id.to_owned();
+        let now_ms = Now::system().wall_ms;
+        blocking(move || store.store_consumer_group(&group_id, &snapshot, now_ms))
+            .await
+            .map_err(|e| {
+                tracing::error!(group = id, error = %e, "cannot write consumer group state");
+                // The next change writes the whole state again.
+                g.mark_dirty();
+                match kafka_code(&e) {
+                    0 => code(ResponseError::UnknownServerError),
+                    c => c,
+                }
+            })
     }
 
     fn consumer_map(
@@ -144,7 +185,12 @@ impl Coordinator {
             .or_insert_with(|| Arc::new(AsyncMutex::new(ConsumerGroup::new(&self.consumer_config))))
             .clone();
         let mut g = shared.lock().await;
-        g.heartbeat(hb, topics, Now::system(), &self.consumer_config)
+        let result = g.heartbeat(hb, topics, Now::system(), &self.consumer_config);
+        // Nothing is answered before the change it reports is durable.
+        self.persist_consumer(group_id, &mut g)
+            .await
+            .map_err(|c| (c, "the group's state could not be written".to_owned()))?;
+        result
     }
 
     /// ConsumerGroupDescribe for one group; `None` if it is not a consumer group.
@@ -480,10 +526,15 @@ impl Coordinator {
             g.tick(now);
             self.persist(&id, &mut g).await;
         }
-        let consumer_groups: Vec<_> = self.consumer_map().values().cloned().collect();
-        for shared in consumer_groups {
+        let consumer_groups: Vec<_> = self
+            .consumer_map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, shared) in consumer_groups {
             if let Ok(mut g) = shared.try_lock() {
                 g.tick(now);
+                let _ = self.persist_consumer(&id, &mut g).await;
             }
         }
     }

@@ -9,6 +9,12 @@
 //!   (protocol type, generation, protocol, leader, state timestamp, members with their
 //!   subscription and assignment).
 //!
+//! - KIP-848 consumer groups: key version [`CONSUMER_GROUP_KEY_VERSION`] (group), value a
+//!   version (0) and the group's snapshot as JSON — Medulla's own record: Kafka spreads a
+//!   consumer group over six record kinds; one snapshot per change is simpler and as
+//!   durable. Kafka does not use this key version, and skips key versions it does not
+//!   know when it loads the topic.
+//!
 //! A null value (tombstone) deletes. Kafka-internal schemas the `kafka-protocol` crate does
 //! not have; each is a few fixed fields, written and read here and nowhere else.
 //!
@@ -30,6 +36,9 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Largest commit metadata accepted (Kafka's `offset.metadata.max.bytes`).
 pub const METADATA_BYTES_MAX: usize = 4096;
+
+/// The key version of Medulla's consumer-group snapshot records ("MD").
+pub const CONSUMER_GROUP_KEY_VERSION: i16 = 0x4D44;
 
 /// Bytes read per step while loading a partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
@@ -100,6 +109,8 @@ pub struct GroupStore {
     offsets: Mutex<HashMap<String, GroupOffsets>>,
     /// Group metadata as loaded on start (the coordinator owns it afterwards).
     loaded_groups: Mutex<HashMap<String, GroupRecord>>,
+    /// KIP-848 group snapshots as loaded on start.
+    loaded_consumer_groups: Mutex<HashMap<String, super::consumer::Snapshot>>,
     /// Serialises topic creation and appends (one write's records stay contiguous).
     write: Mutex<()>,
 }
@@ -169,10 +180,30 @@ fn encode_offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
 }
 
 fn encode_group_key(group: &str) -> Bytes {
+    encode_key_version(2, group)
+}
+
+fn encode_key_version(version: i16, group: &str) -> Bytes {
     let mut b = BytesMut::with_capacity(4 + group.len());
-    b.put_i16(2);
+    b.put_i16(version);
     put_str(&mut b, group);
     b.freeze()
+}
+
+fn encode_consumer_group_value(snapshot: &super::consumer::Snapshot) -> Result<Bytes, LogError> {
+    let json = serde_json::to_vec(snapshot)
+        .map_err(|e| io_error(format!("encoding a consumer group snapshot: {e}")))?;
+    let mut b = BytesMut::with_capacity(2 + json.len());
+    b.put_i16(0);
+    b.put_slice(&json);
+    Ok(b.freeze())
+}
+
+fn decode_consumer_group_value(mut v: Bytes) -> Option<super::consumer::Snapshot> {
+    if v.remaining() < 2 || v.get_i16() != 0 {
+        return None;
+    }
+    serde_json::from_slice(&v).ok()
 }
 
 fn encode_offset_value(c: &Committed) -> Bytes {
@@ -212,6 +243,7 @@ fn encode_group_value(g: &GroupRecord) -> Bytes {
 enum Key {
     Offset(String, String, i32),
     Group(String),
+    ConsumerGroup(String),
 }
 
 fn decode_key(mut key: Bytes) -> Option<Key> {
@@ -225,6 +257,7 @@ fn decode_key(mut key: Bytes) -> Option<Key> {
             (key.remaining() >= 4).then(|| Key::Offset(group, topic, key.get_i32()))
         }
         2 => get_str(&mut key).map(Key::Group),
+        CONSUMER_GROUP_KEY_VERSION => get_str(&mut key).map(Key::ConsumerGroup),
         _ => None,
     }
 }
@@ -349,6 +382,7 @@ impl GroupStore {
             segment_bytes,
             offsets: Mutex::new(HashMap::new()),
             loaded_groups: Mutex::new(HashMap::new()),
+            loaded_consumer_groups: Mutex::new(HashMap::new()),
             write: Mutex::new(()),
         };
         if let Some(meta) = store.log.topic(OFFSETS_TOPIC) {
@@ -371,6 +405,10 @@ impl GroupStore {
         let end = log.log_end_offset();
         let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
         let mut groups = self.loaded_groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut consumer_groups = self
+            .loaded_consumer_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut loaded = 0;
         while offset < end {
             let mut bytes = log.read(offset, LOAD_READ_BYTES, true)?;
@@ -410,6 +448,16 @@ impl GroupStore {
                             groups.remove(&group);
                         }
                     },
+                    Some(Key::ConsumerGroup(group)) => {
+                        match record.value.and_then(decode_consumer_group_value) {
+                            Some(g) => {
+                                consumer_groups.insert(group, g);
+                            }
+                            None => {
+                                consumer_groups.remove(&group);
+                            }
+                        }
+                    }
                     None => continue,
                 }
                 loaded += 1;
@@ -425,6 +473,31 @@ impl GroupStore {
     /// The group metadata loaded on start, handed over once to the coordinator.
     pub fn take_loaded_groups(&self) -> HashMap<String, GroupRecord> {
         std::mem::take(&mut *self.loaded_groups.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The KIP-848 group snapshots loaded on start, handed over once to the coordinator.
+    pub fn take_loaded_consumer_groups(&self) -> HashMap<String, super::consumer::Snapshot> {
+        std::mem::take(
+            &mut *self
+                .loaded_consumer_groups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Durably records a KIP-848 group's snapshot. Blocking.
+    pub fn store_consumer_group(
+        &self,
+        group: &str,
+        snapshot: &super::consumer::Snapshot,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let kv = (
+            encode_key_version(CONSUMER_GROUP_KEY_VERSION, group),
+            Some(encode_consumer_group_value(snapshot)?),
+        );
+        self.append(group, &[kv], now_ms)
     }
 
     /// Every group that has committed offsets.
@@ -565,6 +638,7 @@ impl GroupStore {
             .collect();
         if partitions.is_none() {
             records.push((encode_group_key(group), None));
+            records.push((encode_key_version(CONSUMER_GROUP_KEY_VERSION, group), None));
         }
         // A group that never wrote anything needs no tombstone (and no topic).
         if self.log.topic(OFFSETS_TOPIC).is_some() {

@@ -270,3 +270,33 @@ fn uniform_keeps_partitions_where_they_were() {
         assert!(second[m][&id].is_subset(&first[m][&id]), "{m} kept its own");
     }
 }
+
+#[test]
+fn a_restored_snapshot_keeps_members_epochs_and_pending_revocations() {
+    let clock = Clock(Instant::now());
+    let cfg = ConsumerConfig::default();
+    let t = topics(&[("t", 4)]);
+    let mut g = ConsumerGroup::new(&cfg);
+    let mut a = Client::join(&mut g, "a", &t, clock.at(0), &cfg);
+    assert_eq!(count(&a.owned), 4);
+    // b joins: a must give up two partitions, and has not yet said it did.
+    let mut b = Client::join(&mut g, "b", &t, clock.at(1), &cfg);
+    a.beat(&mut g, &t, clock.at(2), &cfg);
+    assert_eq!(count(&a.owned), 2, "a was told to keep two");
+    assert!(g.take_dirty(), "the changes ask for a snapshot");
+
+    // The broker restarts from the snapshot (through its JSON form).
+    let json = serde_json::to_vec(&g.snapshot()).unwrap();
+    let mut g = ConsumerGroup::restore(serde_json::from_slice(&json).unwrap(), clock.at(10), &cfg);
+    assert!(!g.take_dirty());
+    // b heartbeats first: the two partitions a still holds are not given out yet.
+    b.beat(&mut g, &t, clock.at(11), &cfg);
+    assert_eq!(count(&b.owned), 0, "a has not released them");
+    // a reports it released them; then b gets them, and nobody owned them twice.
+    a.beat(&mut g, &t, clock.at(12), &cfg);
+    b.beat(&mut g, &t, clock.at(13), &cfg);
+    exclusive(&[&a, &b]);
+    assert_eq!((count(&a.owned), count(&b.owned)), (2, 2));
+    assert_eq!(a.epoch, b.epoch);
+    assert_eq!(g.state(), "Stable");
+}
