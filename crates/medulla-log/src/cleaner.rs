@@ -186,25 +186,29 @@ impl Throttler {
 
     /// Accounts for `bytes` of I/O, sleeping if the rate is above the limit.
     pub fn io(&self, bytes: u64) {
-        if self.bytes_per_second >= f64::MAX {
-            return;
-        }
-        let sleep = {
-            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-            let (start, done) = &mut *window;
-            *done += bytes;
-            let elapsed = start.elapsed();
-            let due = Duration::from_secs_f64(*done as f64 / self.bytes_per_second);
-            let sleep = due.saturating_sub(elapsed);
-            if elapsed + sleep >= THROTTLE_WINDOW {
-                *start = Instant::now() + sleep;
-                *done = 0;
-            }
-            sleep
-        };
+        let sleep = self.account(bytes, Instant::now());
         if !sleep.is_zero() {
             std::thread::sleep(sleep);
         }
+    }
+
+    /// Accounts for `bytes` of I/O at `now`; returns how long to wait to stay within the
+    /// rate.
+    fn account(&self, bytes: u64, now: Instant) -> Duration {
+        if self.bytes_per_second >= f64::MAX {
+            return Duration::ZERO;
+        }
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, done) = &mut *window;
+        *done += bytes;
+        let elapsed = now.saturating_duration_since(*start);
+        let due = Duration::from_secs_f64(*done as f64 / self.bytes_per_second);
+        let sleep = due.saturating_sub(elapsed);
+        if elapsed + sleep >= THROTTLE_WINDOW {
+            *start = now + sleep;
+            *done = 0;
+        }
+        sleep
     }
 }
 
@@ -391,16 +395,29 @@ mod tests {
 
     #[test]
     fn throttler_holds_the_rate() {
+        // No real time passes: each call is accounted at an instant the test chooses.
         let throttler = Throttler::new(1_000_000.0);
-        let start = Instant::now();
+        let start = {
+            let window = throttler.window.lock().unwrap();
+            window.0
+        };
+        let mut now = start;
         for _ in 0..10 {
-            throttler.io(20_000);
+            // The caller sleeps what it is told, then goes on.
+            now += throttler.account(20_000, now);
         }
-        // 200 kB at 1 MB/s: at least 0.2 s.
-        assert!(start.elapsed() >= Duration::from_millis(190));
+        // 200 kB at 1 MB/s: 0.2 s.
+        let waited = now - start;
+        assert!(
+            waited >= Duration::from_millis(199) && waited <= Duration::from_millis(201),
+            "{waited:?}"
+        );
+        // Going slower than the rate never waits.
+        assert_eq!(
+            throttler.account(1_000, now + Duration::from_secs(5)),
+            Duration::ZERO
+        );
         let unlimited = Throttler::new(f64::MAX);
-        let start = Instant::now();
-        unlimited.io(u64::MAX / 2);
-        assert!(start.elapsed() < Duration::from_millis(100));
+        assert_eq!(unlimited.account(u64::MAX / 2, Instant::now()), Duration::ZERO);
     }
 }
