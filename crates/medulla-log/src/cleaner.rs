@@ -418,6 +418,9 @@ mod tests {
             Duration::ZERO
         );
         let unlimited = Throttler::new(f64::MAX);
-        assert_eq!(unlimited.account(u64::MAX / 2, Instant::now()), Duration::ZERO);
+        assert_eq!(
+            unlimited.account(u64::MAX / 2, Instant::now()),
+            Duration::ZERO
+        );
     }
 }
