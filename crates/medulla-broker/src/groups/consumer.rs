@@ -161,6 +161,8 @@ struct Member {
     client_host: String,
     subscribed: Vec<String>,
     regex: Option<String>,
+    /// `regex`, compiled once, anchored at both ends.
+    matcher: Option<regex::Regex>,
     assignor: Option<String>,
     rebalance_timeout_ms: i32,
     epoch: i32,
@@ -265,9 +267,9 @@ fn is_empty(a: &Assignment) -> bool {
     a.values().all(BTreeSet::is_empty)
 }
 
-/// Whether `regex` matches the whole of `name` (Kafka's RE2/J `matches`).
-fn full_match(regex: &str, name: &str) -> bool {
-    regex::Regex::new(&format!("^(?:{regex})$")).is_ok_and(|r| r.is_match(name))
+/// `regex` compiled to match whole topic names only (Kafka's RE2/J `matches`).
+fn full_matcher(regex: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{regex})$")).ok()
 }
 
 impl ConsumerGroup {
@@ -365,6 +367,7 @@ impl ConsumerGroup {
                     client_id: m.client_id,
                     client_host: m.client_host,
                     subscribed: m.subscribed,
+                    matcher: m.regex.as_deref().and_then(full_matcher),
                     regex: m.regex,
                     assignor: m.assignor,
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
@@ -416,9 +419,9 @@ impl ConsumerGroup {
             .keys()
             .filter(|t| {
                 m.subscribed.iter().any(|s| s == *t)
-                    || m.regex
-                        .as_deref()
-                        .is_some_and(|r| !t.starts_with("__") && full_match(r, t))
+                    || m.matcher
+                        .as_ref()
+                        .is_some_and(|r| !t.starts_with("__") && r.is_match(t))
             })
             .map(String::as_str)
             .collect()
@@ -451,7 +454,7 @@ impl ConsumerGroup {
             ));
         }
         if let Some(r) = &hb.subscribed_topic_regex
-            && regex::Regex::new(r).is_err()
+            && full_matcher(r).is_none()
         {
             return Err(refuse(
                 ResponseError::InvalidRegularExpression,
@@ -493,6 +496,7 @@ impl ConsumerGroup {
             m.subscribed = names;
         }
         if hb.subscribed_topic_regex.is_some() && hb.subscribed_topic_regex != m.regex {
+            m.matcher = hb.subscribed_topic_regex.as_deref().and_then(full_matcher);
             m.regex = hb.subscribed_topic_regex;
             bump = true;
         }
@@ -584,6 +588,7 @@ impl ConsumerGroup {
                 client_host: String::new(),
                 subscribed: Vec::new(),
                 regex: None,
+                matcher: None,
                 assignor: None,
                 rebalance_timeout_ms: hb.rebalance_timeout_ms.max(0),
                 epoch: 0,
