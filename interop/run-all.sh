@@ -3,13 +3,14 @@
 #
 #   interop/run-all.sh                 all suites
 #   interop/run-all.sh kcat kafkajs    only these (names: kcat confluent-kafka kafka-python kafkajs
-#                                      groups)
+#                                      groups txn)
 #
 # The broker is MEDULLA_BOOTSTRAP (host:port) when set - scripts/test-all.sh sets it, and any
 # Kafka-protocol broker can be pointed at this way. When it is unset, this script starts
 # target/release/medulla itself (interop/lib.sh) and stops it at the end. The `groups` suite
 # (consumer-group scenarios) starts, kills and restarts brokers of its own from MEDULLA_BIN
-# (default target/release/medulla) and ignores MEDULLA_BOOTSTRAP.
+# (default target/release/medulla) and ignores MEDULLA_BOOTSTRAP; so does `txn` (exactly-once:
+# transactional processors and brokers SIGKILLed mid-transaction).
 # The clients come from scripts/install-test-deps.sh (.venv-interop/, interop/node/node_modules,
 # Debian's kcat). Each suite has a deadline (INTEROP_SUITE_TIMEOUT_S, default 300 s).
 set -euo pipefail
@@ -19,7 +20,7 @@ root="$(pwd)"
 # shellcheck source=interop/lib.sh
 . interop/lib.sh
 
-ALL_SUITES=(kcat confluent-kafka kafka-python kafkajs groups)
+ALL_SUITES=(kcat confluent-kafka kafka-python kafkajs groups txn)
 suites=("$@")
 if ((${#suites[@]} == 0)); then
     suites=("${ALL_SUITES[@]}")
@@ -40,12 +41,13 @@ suite_command() {
     kafka-python) dir=interop/python; cmd=("$python" -m pytest test_kafka_python.py) ;;
     kafkajs) dir=interop/node; cmd=(node --test --test-reporter=spec kafkajs.test.js) ;;
     groups) dir=.; cmd=(env MEDULLA_BIN="${MEDULLA_BIN:-$root/target/release/medulla}" "$python" -m pytest interop/groups) ;;
+    txn) dir=.; cmd=(env MEDULLA_BIN="${MEDULLA_BIN:-$root/target/release/medulla}" "$python" -m pytest interop/txn) ;;
     *)
         echo "unknown suite '$1' (known: ${ALL_SUITES[*]})" >&2
         return 1
         ;;
     esac
-    if [[ "$1" == confluent-kafka || "$1" == kafka-python || "$1" == groups ]] && [[ ! -x "$python" ]]; then
+    if [[ "$1" == confluent-kafka || "$1" == kafka-python || "$1" == groups || "$1" == txn ]] && [[ ! -x "$python" ]]; then
         echo "no $python: run scripts/install-test-deps.sh" >&2
         return 1
     fi

@@ -5,7 +5,8 @@
 #
 #   (no TEST)      the tests in allowlist.txt
 #   TEST...        these test numbers (e.g. 0001 0017 or 0017_compression;
-#                  NNNN@consumer runs it with KIP-848 consumer groups)
+#                  NNNN@consumer runs it with KIP-848 consumer groups,
+#                  NNNN@idempotent with every producer idempotent (-P))
 #   --all          every test in librdkafka's table (tests/test.c) except the
 #                  manual 8xxx ones
 #   --bootstrap    use a running broker; without it a `target/release/medulla
@@ -102,12 +103,15 @@ fi
 # Allowlisted runs: the first token of every non-comment line is a test number;
 # further tokens: `full` runs it without quick mode, `consumer` runs it with
 # TEST_CONSUMER_GROUP_PROTOCOL=consumer (KIP-848 consumer groups) as the run
-# NNNN@consumer. A number may have one line of each protocol.
+# NNNN@consumer, `idempotent` runs it with test-runner's -P (enable.idempotence=true
+# for every client the test creates) as the run NNNN@idempotent. A number may have
+# one line of each kind.
 allowlisted=""
 allow_full=""
 if [[ -f "$allowlist" ]]; then
     runs_awk='NF { id = $1; full = 0
         for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == "full") full = 1 }
+        for (i = 2; i <= NF; i++) { if ($i == "idempotent") id = id "@idempotent" }
         if (want_full == 0 || full) print id }'
     allowlisted="$(sed 's/#.*//' "$allowlist" | awk -v want_full=0 "$runs_awk")"
     allow_full="$(sed 's/#.*//' "$allowlist" | awk -v want_full=1 "$runs_awk")"
@@ -128,7 +132,8 @@ case "$mode" in
         selected=""
         for t in "${requested[@]}"; do
             suffix=""
-            if [[ "$t" == *@consumer ]]; then suffix="@consumer" t="${t%@consumer}"; fi
+            if [[ "$t" == *@idempotent ]]; then suffix="@idempotent" t="${t%@idempotent}"; fi
+            if [[ "$t" == *@consumer ]]; then suffix="@consumer$suffix" t="${t%@consumer}"; fi
             n="$(normalize "$t")"
             if [[ -z "$n" ]] || ! known_number "$n"; then
                 log "no test $t in librdkafka's table (try --list)"
@@ -220,9 +225,11 @@ results="$run_dir/results.tsv"
 printf 'test\tverdict\tseconds\tallowlisted\tdetail\n' >"$results"
 
 for run in $selected; do
-    num="${run%@*}"
+    num="${run%%@*}"
     protocol_env=()
-    if [[ "$run" == *@consumer ]]; then protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL=consumer); fi
+    if [[ "$run" == *@consumer* ]]; then protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL=consumer); fi
+    idempotent_flag=""
+    if [[ "$run" == *@idempotent ]]; then idempotent_flag="-P"; fi
     if has_broker_entry "$num"; then scope="-L"; else scope="-l"; fi
     entries="$(entries_of "$num" "$scope")"
     quick="$quick_flag"
@@ -246,7 +253,7 @@ for run in $selected; do
                         RDKAFKA_TEST_CONF="$conf" TEST_REPORT="$report" \
                         RDKAFKA_GITVER="medulla-interop" \
                         LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-                        timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick -E -p1 "$scope"
+                        timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick $idempotent_flag -E -p1 "$scope"
             ) >"$test_log" 2>&1
             exit $? # (keeps bash from exec-ing the inner subshell in place)
         ) 2>/dev/null

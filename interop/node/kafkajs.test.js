@@ -12,6 +12,10 @@
 //     fetchTopicMetadata, describeCluster, describeConfigs, alterConfigs (read back; unknown
 //     name -> INVALID_CONFIG), createPartitions (3 -> 6; shrinking -> INVALID_PARTITIONS),
 //     fetchTopicOffsets, fetchTopicOffsetsByTimestamp, deleteTopicRecords, deleteTopics.
+//   * transactions: a producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 })
+//     commits A (with offsets for a group by sendOffsets), aborts B (offsets sent too), commits
+//     C; a group consumer with readUncommitted: false sees A and C only, one with
+//     readUncommitted: true A, B and C; the group's committed offset is A's.
 //
 // READING BACK. kafkajs can only consume through a consumer group, and this suite was written
 // before Medulla had a group coordinator. So the per-codec read-back uses kafkajs's own Fetch
@@ -439,4 +443,75 @@ test('deleteTopics', async () => {
   await expectKafkaError('deleteTopics of a topic that does not exist', 'UNKNOWN_TOPIC_OR_PARTITION', () =>
     admin.deleteTopics({ topics: [topic] })
   )
+})
+
+// Values of `topic` read from the beginning by a group consumer (a fresh group) with the given
+// readUncommitted, until done(values) holds.
+async function readValues(topic, readUncommitted, done) {
+  const consumer = kafka.consumer({ groupId: `interop-kafkajs-read-${crypto.randomBytes(6).toString('hex')}`, readUncommitted })
+  const values = []
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    let finish
+    const all = new Promise(resolve => (finish = resolve))
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        values.push(message.value.toString())
+        if (done(values)) finish()
+      },
+    })
+    let timer
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out (readUncommitted ${readUncommitted}): read ${values.length} values`)), 90000)
+    })
+    await Promise.race([all, timeout]).finally(() => clearTimeout(timer))
+  } finally {
+    await consumer.disconnect()
+  }
+  return values
+}
+
+test('transactions: commit, abort, sendOffsets; read back with readUncommitted false and true', { timeout: 120000 }, async () => {
+  const topic = uniqueTopic('txn')
+  const source = uniqueTopic('txnsrc')
+  const groupId = `interop-kafkajs-txn-${crypto.randomBytes(6).toString('hex')}`
+  await createTopic(topic, PARTITIONS)
+  await createTopic(source, 1)
+  const N = 30
+  const messages = tag => Array.from({ length: N }, (_, i) => ({ value: `${tag}-${i}`, partition: i % PARTITIONS }))
+  const offsets = offset => ({ consumerGroupId: groupId, topics: [{ topic: source, partitions: [{ partition: 0, offset }] }] })
+  const txProducer = kafka.producer({
+    transactionalId: `interop-kafkajs-${crypto.randomBytes(6).toString('hex')}`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
+  await txProducer.connect()
+  try {
+    let txn = await txProducer.transaction()
+    await txn.send({ topic, messages: messages('A') })
+    await txn.sendOffsets(offsets('5'))
+    await txn.commit()
+    txn = await txProducer.transaction()
+    await txn.send({ topic, messages: messages('B') })
+    await txn.sendOffsets(offsets('7'))
+    await txn.abort()
+    txn = await txProducer.transaction()
+    await txn.send({ topic, messages: messages('C') })
+    await txn.commit()
+  } finally {
+    await txProducer.disconnect()
+  }
+  console.log(`  ${topic}: transaction A (${N} records, offset 5 for ${groupId}) committed, B (offset 7) aborted, C committed`)
+  const tags = values => Object.fromEntries(['A', 'B', 'C'].map(t => [t, values.filter(v => v.startsWith(`${t}-`)).length]))
+  const cDone = values => tags(values).C === N
+  const want = ts => ts.flatMap(t => Array.from({ length: N }, (_, i) => `${t}-${i}`)).sort()
+  const [committed, uncommitted] = await Promise.all([readValues(topic, false, cDone), readValues(topic, true, cDone)])
+  assert.deepEqual([...committed].sort(), want(['A', 'C']), `readUncommitted: false sees ${JSON.stringify(tags(committed))} of A, B, C`)
+  assert.deepEqual([...uncommitted].sort(), want(['A', 'B', 'C']), `readUncommitted: true sees ${JSON.stringify(tags(uncommitted))} of A, B, C`)
+  const fetched = await admin.fetchOffsets({ groupId, topics: [source] })
+  const got = fetched[0].partitions.find(p => p.partition === 0).offset
+  assert.equal(got, '5', `the group's committed offset is ${got}: want 5 (A committed, B aborted)`)
+  console.log(`  readUncommitted false: ${JSON.stringify(tags(committed))}; true: ${JSON.stringify(tags(uncommitted))}; group offset ${got}`)
 })

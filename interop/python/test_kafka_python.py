@@ -10,12 +10,18 @@ What it checks:
   * admin: create_topics (validate_only, duplicate, unknown config), describe_topics,
     describe_cluster, describe_configs, alter_configs (incremental and legacy; unknown name ->
     InvalidConfigurationError), create_partitions (3 -> 6), delete_records, delete_topics.
+  * transactions: a KafkaProducer(transactional_id=...) commits A (with offsets for a group
+    by send_offsets_to_transaction), aborts B (records flushed to the log, offsets sent), and
+    commits C: a read_committed KafkaConsumer sees A and C only, a read_uncommitted one A, B
+    and C; the group's committed offset is A's.
 
 No consumer group is used: Medulla does not implement groups yet.
 """
 
+import uuid
+
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka import errors as Errors
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, KafkaAdminClient
 
@@ -341,3 +347,83 @@ def test_delete_topics(admin):
         Errors.UnknownTopicOrPartitionError,
         lambda: admin.delete_topics([topic]),
     )
+
+
+def read_values(bootstrap, topic, partitions, isolation_level, until):
+    """Values of topic's partitions from the beginning, read by a KafkaConsumer with the
+    given isolation_level (assign, no group), until until(values) holds."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        request_timeout_ms=TIMEOUT_MS + 5_000,
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        consumer.seek_to_beginning()
+        values = []
+        deadline = Deadline(60, f"{isolation_level} read of {topic}")
+        while not until(values):
+            if deadline.expired():
+                deadline.fail(f"read {len(values)} values: {sorted(values)[:10]}...")
+            for batch in consumer.poll(timeout_ms=500).values():
+                values.extend(m.value.decode() for m in batch)
+        return values
+    finally:
+        consumer.close()
+
+
+def test_transactions(admin, bootstrap):
+    topic = unique_topic("kafkapython", "txn")
+    source = unique_topic("kafkapython", "txnsrc")
+    group = f"kafkapython-txn-{uuid.uuid4().hex[:8]}"
+    create_topic(admin, topic, 2)
+    create_topic(admin, source, 1)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        transactional_id=f"kafkapython-{uuid.uuid4().hex[:8]}",
+        enable_idempotence=True,
+        acks="all",
+        request_timeout_ms=TIMEOUT_MS,
+    )
+    n = 20
+
+    def send(tag):
+        futures = [producer.send(topic, value=f"{tag}-{i}".encode(), partition=i % 2) for i in range(n)]
+        producer.flush(timeout=30)
+        for f in futures:
+            f.get(timeout=0)  # raises if the record was not written
+
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        send("A")
+        producer.send_offsets_to_transaction({TopicPartition(source, 0): OffsetAndMetadata(5, "", -1)}, group)
+        producer.commit_transaction()
+        producer.begin_transaction()
+        send("B")
+        producer.send_offsets_to_transaction({TopicPartition(source, 0): OffsetAndMetadata(7, "", -1)}, group)
+        producer.abort_transaction()
+        producer.begin_transaction()
+        send("C")
+        producer.commit_transaction()
+    finally:
+        producer.close(timeout=10)
+    print(f"  {topic}: transaction A ({n} records, offset 5 for {group}) committed, B (offset 7) aborted, C committed")
+
+    def tags(values):
+        return {t: sum(v.startswith(t + "-") for v in values) for t in "ABC"}
+
+    committed = read_values(bootstrap, topic, 2, "read_committed", lambda v: tags(v)["C"] == n)
+    assert sorted(committed) == sorted(f"{t}-{i}" for t in "AC" for i in range(n)), (
+        f"read_committed sees {tags(committed)} records of A, B, C; want {n}, 0, {n}"
+    )
+    uncommitted = read_values(bootstrap, topic, 2, "read_uncommitted", lambda v: tags(v)["C"] == n)
+    assert sorted(uncommitted) == sorted(f"{t}-{i}" for t in "ABC" for i in range(n)), (
+        f"read_uncommitted sees {tags(uncommitted)} records of A, B, C; want {n} each"
+    )
+    offsets = admin.list_group_offsets({group: [TopicPartition(source, 0)]})[group]
+    got = offsets[TopicPartition(source, 0)].offset
+    assert got == 5, f"the group's committed offset is {got}: want 5 (A committed, B aborted)"
+    print(f"  read_committed: {tags(committed)}; read_uncommitted: {tags(uncommitted)}; group offset {got}")
