@@ -513,11 +513,22 @@ def test_broker_killed_mid_transaction(env, variant):
         p.send_offsets_to_transaction([TopicPartition(source, 0, 20)], md, 30)
         if variant == "committed":
             p.commit_transaction(30)
-        hwm_before = env.hwm(topic)
+        hwm_before, lso_before = env.hwm(topic), env.lso(topic)
         env.broker.kill()
-        print(f"  broker SIGKILLed with T2 {'committed' if variant == 'committed' else 'open'}; high watermarks {hwm_before}")
+        print(
+            f"  broker SIGKILLed with T2 {'committed' if variant == 'committed' else 'open'}; "
+            f"high watermarks {hwm_before}, last stable offsets {lso_before}"
+        )
         env.broker.start()
         t0 = time.monotonic()
+        if variant in ("commit-after-restart", "abort-after-restart", "reinit-after-restart"):
+            # The open transaction survived the crash: it still holds the last stable offsets
+            # at its first records (its timeout, 60 s, is far off).
+            lso = wait_until(lambda: try_call(env.lso, topic), 30, "ListOffsets to answer after the restart")
+            assert lso == lso_before, (
+                f"after the restart the last stable offsets are {lso}, before the kill {lso_before} "
+                f"(high watermarks {hwm_before}): the open transaction was not restored"
+            )
 
         if variant == "commit-after-restart":
             retry_txn_call(lambda: p.commit_transaction(30), "commit_transaction after the restart")
