@@ -19,6 +19,9 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         LogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         LogError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
         LogError::DataDirLocked(_) | LogError::Io(_) | LogError::CleanerLimit(_) => {
             ResponseError::KafkaStorageError
         }

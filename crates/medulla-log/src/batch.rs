@@ -40,6 +40,10 @@ pub(crate) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 /// Attribute bit: the batch carries a delete horizon in its base timestamp (KIP-534).
 /// The cleaner sets it when it first rewrites a batch holding tombstones.
 pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
+/// Attribute bit 4: the batch belongs to a transaction.
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit 5: a control batch (transaction markers).
+pub(crate) const ATTR_CONTROL: i16 = 0x20;
 
 /// Attribute bits of the compression codec.
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
@@ -147,11 +151,11 @@ impl BatchHeader {
     }
     /// True for a control batch (transaction markers).
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & ATTR_CONTROL != 0
     }
     /// True for a transactional batch.
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
     /// True when the batch's timestamps are the broker's append time (attribute bit 3):
     /// then every record's timestamp is `max_timestamp`.
@@ -865,6 +869,80 @@ pub(crate) fn build_batch(header: &BatchHeader, raw_records: &[u8]) -> crate::Re
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
+}
+
+/// A transaction marker read from a control batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlRecord {
+    /// Commit (true) or abort.
+    pub commit: bool,
+    /// The epoch of the coordinator that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// The transaction marker of a whole control batch, `None` for a data batch or a
+/// control record of another type. Control keys are `(version: i16, type: i16)` with
+/// type 0 = abort, 1 = commit; values `(version: i16, coordinator epoch: i32)`.
+pub fn control_record(batch: &[u8], header: &BatchHeader) -> crate::Result<Option<ControlRecord>> {
+    if !header.is_control() {
+        return Ok(None);
+    }
+    let mut found = None;
+    for_each_raw_record(batch, header, Deltas::Increasing, |r| {
+        if let Some(key) = r.key
+            && key.len() >= 4
+        {
+            let kind = i16::from_be_bytes([key[2], key[3]]);
+            let coordinator_epoch = match r.value {
+                Some(v) if v.len() >= 6 => i32::from_be_bytes([v[2], v[3], v[4], v[5]]),
+                _ => 0,
+            };
+            if kind == 0 || kind == 1 {
+                found = Some(ControlRecord {
+                    commit: kind == 1,
+                    coordinator_epoch,
+                });
+            }
+        }
+        ControlFlow::Break(())
+    })?;
+    Ok(found)
+}
+
+/// A control batch holding one transaction marker, at offset 0 (the log assigns it).
+pub(crate) fn marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    now_ms: i64,
+) -> crate::Result<Vec<u8>> {
+    let key = crate::producers::marker_key(commit);
+    let value = crate::producers::marker_value(coordinator_epoch);
+    let mut tail = Vec::with_capacity(16);
+    put_varint(&mut tail, key.len() as i64);
+    tail.extend_from_slice(&key);
+    put_varint(&mut tail, value.len() as i64);
+    tail.extend_from_slice(&value);
+    put_varint(&mut tail, 0); // no headers
+    let mut raw = Vec::with_capacity(24);
+    put_record(&mut raw, 0, 0, 0, &tail);
+    let header = BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        partition_leader_epoch: 0,
+        magic: MAGIC_V2,
+        crc: 0,
+        attributes: ATTR_TRANSACTIONAL | ATTR_CONTROL,
+        last_offset_delta: 0,
+        base_timestamp: now_ms,
+        max_timestamp: now_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence: -1,
+        records_count: 1,
+    };
+    build_batch(&header, &raw)
 }
 
 #[cfg(test)]

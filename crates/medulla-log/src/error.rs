@@ -72,6 +72,17 @@ pub enum LogError {
     /// further than the limit allows and reports this instead of failing an allocation.
     #[error("log cleaner limit: {0}")]
     CleanerLimit(String),
+    /// A producer's sequence number is not the next one expected: Kafka's
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// A producer epoch older than the partition has seen (a zombie): Kafka's
+    /// INVALID_PRODUCER_EPOCH.
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// A write that contradicts the producer's transaction state: Kafka's INVALID_TXN_STATE.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     /// A file-system failure.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

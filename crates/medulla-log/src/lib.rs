@@ -85,6 +85,7 @@ mod index;
 pub mod limits;
 mod manager;
 mod partition;
+mod producers;
 mod segment;
 #[cfg(test)]
 mod test_support;
@@ -95,6 +96,7 @@ pub use config::{ConfigEntry, ConfigSource, TopicConfig};
 pub use error::{LogError, Result};
 pub use manager::{AlterOp, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta};
 pub use partition::{AppendInfo, CleanStats, PartitionLog, TimestampLookup};
+pub use producers::{AbortedTxn, AppendOrigin, ProducerInfo, TxnMarker};
 
 #[cfg(test)]
 mod tidy {

@@ -40,6 +40,12 @@ pub const TOPIC_METADATA_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Largest checkpoint file (one decimal offset) we read back.
 pub const CHECKPOINT_FILE_BYTES_MAX: u64 = 64;
 
+/// Largest producer-state snapshot read back (`producer-state.json`); a larger one is
+/// ignored and the state rebuilt from the log. It holds every producer id (about 400
+/// bytes each with five remembered batches) and every aborted transaction still in the
+/// log (about 80 bytes each).
+pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
 /// Largest index file loaded into memory during recovery. Kafka's `segment.index.bytes`
 /// defaults to 10 MiB; a file far larger than any config allows is treated as corrupt and
 /// rebuilt from the log.

@@ -803,6 +803,15 @@ impl LogManager {
         }
     }
 
+    /// Forgets, in every partition, the producers idle for `expiration_ms` with no open
+    /// transaction (Kafka's `producer.id.expiration.ms`). Returns how many.
+    pub fn expire_producers(&self, expiration_ms: i64) -> usize {
+        self.all_partitions()
+            .iter()
+            .map(|p| p.expire_producers(expiration_ms))
+            .sum()
+    }
+
     /// Flushes every partition's data and indexes to disk.
     pub fn flush_all(&self) -> crate::Result<()> {
         let mut first_error = None;

@@ -27,6 +27,9 @@ use tokio::sync::watch;
 use crate::batch::{self, ATTR_LOG_APPEND_TIME, BatchHeader};
 use crate::fsutil::{self, TMP_SUFFIX};
 use crate::limits::{APPEND_BYTES_MAX, READ_BYTES_MAX, SEGMENT_FILE_BYTES_MAX};
+use crate::producers::{
+    self, AbortedTxn, AppendOrigin, Check, ProducerInfo, ProducerState, TxnMarker, Updates,
+};
 use crate::segment::{self, AppendError, RecoverOptions, Segment};
 use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
 
@@ -47,6 +50,9 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     /// The partition's log start offset after the append.
     pub log_start_offset: i64,
+    /// The batch was a producer's retry of one already written: nothing was appended and
+    /// the offsets are the original's.
+    pub duplicate: bool,
 }
 
 /// Result of a lookup by timestamp.
@@ -89,6 +95,8 @@ pub struct PartitionLog {
     recovery_point: AtomicI64,
     /// Mirrors of the state's offsets, readable without waiting for an append's I/O.
     log_end: AtomicI64,
+    /// First offset of the oldest open transaction, `i64::MAX` when none.
+    first_unstable: AtomicI64,
     log_start: AtomicI64,
     status: AtomicU8,
     /// fsync calls made (data and index files), for tests and metrics.
@@ -111,6 +119,8 @@ struct State {
     unflushed_records: i64,
     /// When the oldest unflushed append happened (`flush.ms`).
     first_unflushed: Option<Instant>,
+    /// Idempotence and transactions (`producers.rs`).
+    producers: ProducerState,
 }
 
 impl State {
@@ -322,6 +332,10 @@ impl PartitionLog {
         }
         fsutil::sync_dir(&dir)?;
 
+        let producers =
+            load_producer_state(&dir, &segments, log_start, log_end, &topic, partition)?;
+        let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
+
         let (end_tx, _) = watch::channel(log_end);
         Ok(PartitionLog {
             topic,
@@ -336,11 +350,13 @@ impl PartitionLog {
                 log_end_offset: log_end,
                 unflushed_records: 0,
                 first_unflushed: None,
+                producers,
             }),
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(log_end),
             recovery_point: AtomicI64::new(recovery_point),
             log_end: AtomicI64::new(log_end),
+            first_unstable: AtomicI64::new(first_unstable),
             log_start: AtomicI64::new(log_start),
             status: AtomicU8::new(Status::Open as u8),
             fsyncs: AtomicU64::new(0),
@@ -365,9 +381,17 @@ impl PartitionLog {
         self.partition
     }
 
-    /// Validates `records` (one or more RecordBatch v2 as produced) completely, then
-    /// assigns offsets and appends them; all or nothing. Does not wait for fsync.
+    /// Validates `records` (one or more RecordBatch v2 as produced) completely, checks
+    /// producer sequences and epochs, then assigns offsets and appends them; all or
+    /// nothing. A producer's retry of a batch already written is not appended again: the
+    /// answer carries the original offsets and `duplicate`. Does not wait for fsync.
     pub fn append(&self, records: &[u8]) -> crate::Result<AppendInfo> {
+        self.append_from(records, AppendOrigin::Client)
+    }
+
+    /// [`PartitionLog::append`] for `origin`: the broker's own writers skip the
+    /// sequence checks.
+    pub fn append_from(&self, records: &[u8], origin: AppendOrigin) -> crate::Result<AppendInfo> {
         self.check_status(true)?;
         let config = self.config();
         if records.len() > APPEND_BYTES_MAX {
@@ -399,7 +423,7 @@ impl PartitionLog {
         }
         let mut payload = records.to_vec();
 
-        let mut state = lock(&self.state);
+        let state = lock(&self.state);
         self.check_status(true)?;
         let now_ms = self.clock.now_ms();
         let base_offset = state.log_end_offset;
@@ -423,17 +447,74 @@ impl PartitionLog {
             next_offset = header.last_offset() + 1;
             headers.push(header);
         }
-        let last_offset = next_offset - 1;
+        let updates = match state.producers.check(&headers, origin)? {
+            Check::Append(updates) => updates,
+            Check::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if config.log_append_time {
+                        original.timestamp
+                    } else {
+                        -1
+                    },
+                    log_start_offset: state.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        };
+        self.write_locked(state, &payload, &headers, updates, now_ms, &config)
+    }
 
+    /// Writes a transaction marker (a control batch) for `marker.producer_id`, ending its
+    /// open transaction here: a commit makes its records visible to `read_committed`
+    /// readers, an abort lists them as aborted. Refused with
+    /// [`LogError::InvalidProducerEpoch`] if the producer has a newer epoch here. Does not
+    /// wait for fsync (use [`PartitionLog::sync_to`]).
+    pub fn append_marker(&self, marker: &TxnMarker) -> crate::Result<AppendInfo> {
+        self.check_status(true)?;
+        let config = self.config();
+        let now_ms = self.clock.now_ms();
+        let mut payload = batch::marker_batch(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.commit,
+            marker.coordinator_epoch,
+            now_ms,
+        )?;
+        let mut header = batch::parse_header(&payload)?;
+        let state = lock(&self.state);
+        self.check_status(true)?;
+        let offset = state.log_end_offset;
+        batch::set_base_offset(&mut payload, offset);
+        header.base_offset = offset;
+        let updates = state.producers.check_marker(marker, offset, now_ms)?;
+        self.write_locked(state, &payload, &[header], updates, now_ms, &config)
+    }
+
+    /// The common tail of appends: roll if due, write, then publish the new end and the
+    /// producer state.
+    fn write_locked(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        payload: &[u8],
+        headers: &[BatchHeader],
+        updates: Updates,
+        now_ms: i64,
+        config: &TopicConfig,
+    ) -> crate::Result<AppendInfo> {
+        let base_offset = state.log_end_offset;
+        let next_offset = headers.last().map_or(base_offset, |h| h.last_offset() + 1);
+        let last_offset = next_offset - 1;
         self.roll_if_needed(
             &mut state,
             payload.len() as u64,
             last_offset,
             now_ms,
-            &config,
+            config,
         )?;
         let interval = config.index_interval_bytes;
-        match state.active_mut().append(&payload, &headers, interval) {
+        match state.active_mut().append(payload, headers, interval) {
             Ok(()) => {}
             Err(AppendError::Clean(e)) => return Err(e.into()),
             Err(AppendError::Dirty(e)) => {
@@ -441,6 +522,11 @@ impl PartitionLog {
                 return Err(e.into());
             }
         }
+        state.producers.apply(updates);
+        self.first_unstable.store(
+            state.producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
         state.log_end_offset = next_offset;
         self.log_end.store(next_offset, Ordering::SeqCst);
         state.unflushed_records += next_offset - base_offset;
@@ -458,7 +544,69 @@ impl PartitionLog {
             last_offset,
             log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
             log_start_offset,
+            duplicate: false,
         })
+    }
+
+    /// The last stable offset: below it every transaction is decided (committed or
+    /// aborted); `read_committed` readers see nothing at or past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.first_unstable
+            .load(Ordering::SeqCst)
+            .min(self.log_end.load(Ordering::SeqCst))
+    }
+
+    /// [`PartitionLog::read`] for a `read_committed` reader: never at or past the last
+    /// stable offset.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> crate::Result<Bytes> {
+        let stable = self.last_stable_offset();
+        let bytes = self.read(offset, max_bytes, min_one_batch)?;
+        let mut kept = 0usize;
+        while kept < bytes.len() {
+            let Ok((base, size)) = batch::parse_length(&bytes[kept..]) else {
+                break;
+            };
+            if base >= stable || kept + size > bytes.len() {
+                break;
+            }
+            kept += size;
+        }
+        Ok(bytes.slice(..kept))
+    }
+
+    /// Aborted transactions with records in `from..upper`, for a `read_committed`
+    /// Fetch response.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        lock(&self.state).producers.aborted_between(from, upper)
+    }
+
+    /// The producers with state here (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        lock(&self.state).producers.producers()
+    }
+
+    /// Forgets producers idle past `expiration_ms` with nothing open
+    /// (`producer.id.expiration.ms`). Returns how many.
+    pub(crate) fn expire_producers(&self, expiration_ms: i64) -> usize {
+        let now_ms = self.clock.now_ms();
+        lock(&self.state).producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Writes the producer-state snapshot for everything below the log end.
+    fn snapshot_producers(&self, state: &mut State) -> crate::Result<()> {
+        if self.status() == Status::Deleted {
+            return Ok(());
+        }
+        let log_start = state.log_start_offset;
+        state.producers.truncate_below(log_start);
+        let bytes = state.producers.to_snapshot(state.log_end_offset);
+        fsutil::write_atomic(&self.dir.join(producers::SNAPSHOT_FILE), &bytes)?;
+        Ok(())
     }
 
     fn roll_if_needed(
@@ -499,6 +647,9 @@ impl PartitionLog {
     fn roll(&self, state: &mut State, now_ms: i64, config: &TopicConfig) -> crate::Result<()> {
         let base = state.log_end_offset;
         // Fallible steps first, so a failure leaves the old segment active and intact.
+        // The producer state as of the new segment's base: recovery replays from there,
+        // never over segments the cleaner may have rewritten.
+        self.snapshot_producers(state)?;
         state.active_mut().finish_time_index()?;
         let segment = Segment::create(&self.dir, base, now_ms, roll_jitter_ms(config))?;
         let old = state.active_mut();
@@ -543,7 +694,9 @@ impl PartitionLog {
     /// which the next open trusts without a scan.
     pub(crate) fn flush_final(&self) -> crate::Result<()> {
         let _flushing = lock(&self.flush_lock);
-        self.flush_locked(true)
+        self.flush_locked(true)?;
+        let mut state = lock(&self.state);
+        self.snapshot_producers(&mut state)
     }
 
     fn flush_locked(&self, with_active_indexes: bool) -> crate::Result<()> {
@@ -1003,8 +1156,60 @@ impl PartitionLog {
     }
 }
 
+/// The producer state at `log_end`: the snapshot, then every batch written after it.
+/// A missing or unusable snapshot (or one from past a log end lost in a crash) means a
+/// replay of the whole log.
+fn load_producer_state(
+    dir: &std::path::Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
+    topic: &str,
+    partition: i32,
+) -> crate::Result<ProducerState> {
+    let path = dir.join(producers::SNAPSHOT_FILE);
+    let loaded = match fsutil::read_small(&path, crate::limits::PRODUCER_SNAPSHOT_BYTES_MAX) {
+        Ok(Some(bytes)) => match ProducerState::from_snapshot(&bytes) {
+            Ok((state, offset)) if offset <= log_end => Some((state, offset)),
+            Ok((_, offset)) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    offset,
+                    log_end,
+                    "producer snapshot is past the log end; rebuilding"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "ignoring damaged producer snapshot");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(topic, partition, error = %e, "ignoring unreadable producer snapshot");
+            None
+        }
+    };
+    let (mut state, from) = loaded.unwrap_or_else(|| (ProducerState::default(), log_start));
+    for segment in segments.values().filter(|s| s.next_offset() > from) {
+        segment.view().for_each_batch(|bytes, header| {
+            if header.last_offset() >= from && header.producer_id >= 0 {
+                let control =
+                    batch::control_record(bytes, header)?.map(|c| (c.commit, c.coordinator_epoch));
+                state.replay(header, control);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+    }
+    Ok(state)
+}
+
 mod clean;
 pub use clean::CleanStats;
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod tests;

@@ -10,3 +10,4 @@ pub mod classic;
 pub mod consumer;
 pub mod coordinator;
 pub mod store;
+pub mod txn;
