@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::dynamic::{self, DynamicConfigs, Scope};
 use crate::groups::coordinator::Coordinator;
+use crate::txn::coordinator::TxnCoordinator;
 
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ struct Shared {
     /// Dynamic broker configs; the lock also serialises their changes.
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
+    txn: Arc<TxnCoordinator>,
 }
 
 impl Broker {
@@ -39,6 +41,7 @@ impl Broker {
         shutdown: watch::Receiver<bool>,
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
+        txn: Arc<TxnCoordinator>,
     ) -> Broker {
         Broker {
             shared: Arc::new(Shared {
@@ -50,6 +53,7 @@ impl Broker {
                 shutdown,
                 dynamic: Mutex::new(dynamic),
                 groups,
+                txn,
             }),
         }
     }
@@ -57,6 +61,11 @@ impl Broker {
     /// The group coordinator (and through it, committed offsets).
     pub fn groups(&self) -> &Arc<Coordinator> {
         &self.shared.groups
+    }
+
+    /// The transaction coordinator (and producer ids).
+    pub fn txn(&self) -> &Arc<TxnCoordinator> {
+        &self.shared.txn
     }
 
     /// The dynamic broker configs in force.
