@@ -638,3 +638,313 @@ impl TxnCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+    use medulla_log::{FsyncPolicy, LogManagerOptions, SystemClock};
+
+    use super::*;
+    use crate::groups::classic::GroupConfig;
+    use crate::groups::consumer::ConsumerConfig;
+    use crate::groups::store::GroupStore;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// A clock the test moves.
+    struct FakeClock(AtomicI64);
+
+    impl Clock for FakeClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    struct Fixture {
+        log: Arc<LogManager>,
+        clock: Arc<FakeClock>,
+        txn: TxnCoordinator,
+    }
+
+    fn open_log(dir: &std::path::Path) -> Arc<LogManager> {
+        LogManager::open(LogManagerOptions {
+            data_dir: dir.to_owned(),
+            fsync: FsyncPolicy::Never,
+            broker_defaults: Default::default(),
+            clock: Arc::new(SystemClock),
+        })
+        .unwrap()
+    }
+
+    fn fixture(dir: &std::path::Path, log: Arc<LogManager>, now_ms: i64) -> Fixture {
+        let groups = Arc::new(GroupCoordinator::open(
+            Arc::new(GroupStore::open(log.clone(), 3, 1 << 20).unwrap()),
+            GroupConfig::default(),
+            ConsumerConfig::default(),
+        ));
+        let (store, loaded) = TxnStore::open(log.clone(), 3, 1 << 20).unwrap();
+        let clock = Arc::new(FakeClock(AtomicI64::new(now_ms)));
+        let txn = TxnCoordinator::open(
+            store,
+            loaded,
+            ProducerIds::open(dir).unwrap(),
+            log.clone(),
+            groups,
+            TxnConfig {
+                id_expiration_ms: 10_000,
+                ..TxnConfig::default()
+            },
+            clock.clone(),
+        );
+        Fixture { log, clock, txn }
+    }
+
+    /// A transactional batch of one record, as a producer sends it.
+    fn txn_batch(producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
+        let record = Record {
+            transactional: true,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence,
+            timestamp: T0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"admit")),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut b = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut b,
+            std::slice::from_ref(&record),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        b.to_vec()
+    }
+
+    /// Every record of a partition: (control, producer epoch, key).
+    fn records(log: &LogManager, topic: &str, p: i32) -> Vec<(bool, i16, Option<bytes::Bytes>)> {
+        let part = log.partition(topic, p).unwrap();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        // One segment per read: the test's old timestamps roll a segment per batch.
+        while offset < part.log_end_offset() {
+            let mut bytes = part.read(offset, 1 << 20, true).unwrap();
+            for r in RecordBatchDecoder::decode_all(&mut bytes)
+                .unwrap()
+                .into_iter()
+                .flat_map(|s| s.records)
+            {
+                offset = r.offset + 1;
+                out.push((r.control, r.producer_epoch, r.key));
+            }
+        }
+        out
+    }
+
+    const COMMIT_KEY: &[u8] = b"\x00\x00\x00\x01";
+    const ABORT_KEY: &[u8] = b"\x00\x00\x00\x00";
+
+    #[tokio::test]
+    async fn a_prepared_commit_found_on_start_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        log.create_topic("t", 2, &Default::default(), false)
+            .unwrap();
+        // The state a crash leaves between the prepare record and the markers: records
+        // of producer 5 in t-0 and t-1, the outcome PrepareCommit in the log.
+        for p in 0..2 {
+            log.partition("t", p)
+                .unwrap()
+                .append(&txn_batch(5, 0, 0))
+                .unwrap();
+        }
+        let mut m = TxnMetadata::new(5, 60_000, T0);
+        m.producer_epoch = 0;
+        m.state = TxnState::PrepareCommit;
+        m.partitions = [("t".to_owned(), 0), ("t".to_owned(), 1)].into();
+        m.start_ms = T0;
+        {
+            let (store, _) = TxnStore::open(log.clone(), 3, 1 << 20).unwrap();
+            store.write("tx", Some(&m), T0).unwrap();
+        }
+        let f = fixture(dir.path(), log.clone(), T0 + 5);
+        assert_eq!(
+            f.txn.describe("tx").await.unwrap().state,
+            TxnState::PrepareCommit
+        );
+        f.txn.recover().await;
+        let done = f.txn.describe("tx").await.unwrap();
+        assert_eq!(done.state, TxnState::CompleteCommit);
+        assert!(done.partitions.is_empty());
+        for p in 0..2 {
+            let recs = records(&f.log, "t", p);
+            assert_eq!(recs.len(), 2);
+            assert_eq!(
+                recs[1],
+                (true, 0, Some(bytes::Bytes::from_static(COMMIT_KEY)))
+            );
+            let part = f.log.partition("t", p).unwrap();
+            assert_eq!(part.last_stable_offset(), part.log_end_offset());
+        }
+        // Durable: the log itself now says CompleteCommit.
+        let (_, loaded) = TxnStore::open(log, 3, 1 << 20).unwrap();
+        assert_eq!(loaded["tx"].state, TxnState::CompleteCommit);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_transaction_is_aborted_under_the_next_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        log.create_topic("t", 1, &Default::default(), false)
+            .unwrap();
+        let f = fixture(dir.path(), log, T0);
+        let (pid, epoch) = f
+            .txn
+            .init_producer_id(Some("tx"), 1000, None)
+            .await
+            .unwrap();
+        assert_eq!(epoch, 0);
+        let t0 = [("t".to_owned(), 0)];
+        assert_eq!(f.txn.add_partitions("tx", pid, 0, &t0).await, 0);
+        {
+            let _permit = f.txn.begin_append("tx", pid, 0, &t0[0]).await.unwrap();
+            f.log
+                .partition("t", 0)
+                .unwrap()
+                .append(&txn_batch(pid, 0, 0))
+                .unwrap();
+        }
+        // Not yet: start + timeout is not in the past.
+        f.clock.0.store(T0 + 1000, Ordering::SeqCst);
+        f.txn.abort_timed_out().await;
+        assert_eq!(f.txn.describe("tx").await.unwrap().state, TxnState::Ongoing);
+        f.clock.0.store(T0 + 1001, Ordering::SeqCst);
+        f.txn.abort_timed_out().await;
+        let m = f.txn.describe("tx").await.unwrap();
+        assert_eq!((m.state, m.producer_epoch), (TxnState::CompleteAbort, 1));
+        let recs = records(&f.log, "t", 0);
+        assert_eq!(
+            recs[1],
+            (true, 1, Some(bytes::Bytes::from_static(ABORT_KEY)))
+        );
+        // The producer of epoch 0 is fenced everywhere.
+        let fenced = ResponseError::ProducerFenced.code();
+        assert_eq!(f.txn.end_txn("tx", pid, 0, true).await, fenced);
+        assert_eq!(f.txn.add_partitions("tx", pid, 0, &t0).await, fenced);
+        assert_eq!(
+            f.txn
+                .begin_append("tx", pid, 0, &t0[0])
+                .await
+                .err()
+                .map(|r| r.code),
+            Some(ResponseError::InvalidProducerEpoch.code())
+        );
+        // A new instance starts after the fencing epoch.
+        assert_eq!(
+            f.txn.init_producer_id(Some("tx"), 1000, None).await,
+            Ok((pid, 2))
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_ids_expire_durably_and_open_transactions_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        log.create_topic("t", 1, &Default::default(), false)
+            .unwrap();
+        let f = fixture(dir.path(), log.clone(), T0);
+        let (idle, _) = f
+            .txn
+            .init_producer_id(Some("idle"), 60_000, None)
+            .await
+            .unwrap();
+        let (busy, _) = f
+            .txn
+            .init_producer_id(Some("busy"), 60_000, None)
+            .await
+            .unwrap();
+        assert_ne!(idle, busy);
+        assert_eq!(
+            f.txn
+                .add_partitions("busy", busy, 0, &[("t".to_owned(), 0)])
+                .await,
+            0
+        );
+        f.clock.0.store(T0 + 9_999, Ordering::SeqCst);
+        assert_eq!(f.txn.expire_ids().await, 0);
+        f.clock.0.store(T0 + 10_000, Ordering::SeqCst);
+        assert_eq!(f.txn.expire_ids().await, 1);
+        assert_eq!(
+            f.txn.describe("idle").await.err(),
+            Some(ResponseError::TransactionalIdNotFound.code())
+        );
+        assert!(f.txn.describe("busy").await.is_ok());
+        let listed: Vec<String> = f
+            .txn
+            .list()
+            .await
+            .into_iter()
+            .map(|d| d.transactional_id)
+            .collect();
+        assert_eq!(listed, vec!["busy".to_owned()]);
+        // The tombstone is in the log: a restart does not bring the id back.
+        drop(f);
+        let f = fixture(dir.path(), log, T0 + 10_000);
+        assert!(f.txn.describe("idle").await.is_err());
+        assert_eq!(
+            f.txn.describe("busy").await.unwrap().state,
+            TxnState::Ongoing
+        );
+        // A returning producer gets a new producer id, never the old one.
+        let (again, epoch) = f
+            .txn
+            .init_producer_id(Some("idle"), 60_000, None)
+            .await
+            .unwrap();
+        assert_eq!(epoch, 0);
+        assert!(again > busy);
+    }
+
+    #[tokio::test]
+    async fn the_number_of_transactional_ids_is_bounded() {
+        // The limit is checked on creation only: an id the coordinator knows is always
+        // served. Filling it for real would take 100,000 fsyncs; the check is the map's
+        // size, so a map filled in memory shows it.
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(dir.path(), open_log(dir.path()), T0);
+        {
+            let mut map = f.txn.map();
+            for i in 0..limits::TRANSACTIONAL_IDS_MAX {
+                map.insert(
+                    format!("id-{i}"),
+                    Arc::new(RwLock::new(TxnMetadata::new(i as i64, 1000, T0))),
+                );
+            }
+        }
+        assert_eq!(
+            f.txn.init_producer_id(Some("one-more"), 60_000, None).await,
+            Err(ResponseError::PolicyViolation.code())
+        );
+        assert_eq!(
+            f.txn
+                .init_producer_id(Some("id-7"), 60_000, None)
+                .await
+                .map(|r| r.1),
+            Ok(0)
+        );
+    }
+}

@@ -84,52 +84,69 @@ impl TxnStore {
         let mut offset = log.log_start_offset();
         let end = log.log_end_offset();
         while offset < end {
-            let mut bytes = log.read(offset, LOAD_READ_BYTES, true)?;
-            if bytes.is_empty() {
-                break;
-            }
-            let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
-                LogError::CorruptMessage(format!(
-                    "{TRANSACTION_TOPIC}-{partition} at {offset}: {e}"
-                ))
-            })?;
+            let bytes = log.read(offset, LOAD_READ_BYTES, true)?;
             let mut next = offset;
-            for r in set.records {
-                next = next.max(r.offset + 1);
-                if r.offset < offset || r.control {
-                    continue;
-                }
-                let Some(id) = r.key.and_then(record::decode_key) else {
-                    tracing::warn!(
-                        partition,
-                        offset = r.offset,
-                        "skipping a {TRANSACTION_TOPIC} record whose key is not a transactional id"
-                    );
-                    continue;
+            let mut pos = 0;
+            // Batch by batch, advancing by each header's last offset: a batch the cleaner
+            // emptied still moves the position on.
+            while pos < bytes.len() {
+                let Ok(header) = medulla_log::batch::parse_header(&bytes[pos..]) else {
+                    break;
                 };
-                match r.value {
-                    None => {
-                        loaded.remove(&id);
+                let size = header.size_bytes();
+                if size > bytes.len() - pos {
+                    break;
+                }
+                let mut batch = bytes.slice(pos..pos + size);
+                pos += size;
+                next = next.max(header.last_offset() + 1);
+                let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
+                    LogError::CorruptMessage(format!(
+                        "{TRANSACTION_TOPIC}-{partition} at {}: {e}",
+                        header.base_offset
+                    ))
+                })?;
+                for r in set.records {
+                    if r.offset < offset || r.control {
+                        continue;
                     }
-                    Some(v) => match record::decode_value(v) {
-                        Some(m) => {
-                            loaded.insert(id, m);
-                        }
-                        None => tracing::warn!(
-                            partition,
-                            offset = r.offset,
-                            transactional_id = %id,
-                            "skipping a {TRANSACTION_TOPIC} record whose value does not decode"
-                        ),
-                    },
+                    Self::apply(partition, r, loaded);
                 }
             }
-            if next == offset {
+            if next <= offset {
                 break;
             }
             offset = next;
         }
         Ok(())
+    }
+
+    /// One loaded record: the id's metadata, or its removal.
+    fn apply(partition: i32, r: Record, loaded: &mut HashMap<String, TxnMetadata>) {
+        let Some(id) = r.key.and_then(record::decode_key) else {
+            tracing::warn!(
+                partition,
+                offset = r.offset,
+                "skipping a {TRANSACTION_TOPIC} record whose key is not a transactional id"
+            );
+            return;
+        };
+        match r.value {
+            None => {
+                loaded.remove(&id);
+            }
+            Some(v) => match record::decode_value(v) {
+                Some(m) => {
+                    loaded.insert(id, m);
+                }
+                None => tracing::warn!(
+                    partition,
+                    offset = r.offset,
+                    transactional_id = %id,
+                    "skipping a {TRANSACTION_TOPIC} record whose value does not decode"
+                ),
+            },
+        }
     }
 
     /// The partition of `__transaction_state` an id's records go to.
