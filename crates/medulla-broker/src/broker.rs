@@ -33,6 +33,8 @@ struct Shared {
 
 impl Broker {
     /// Builds the handle. The advertised host and port are what Metadata tells clients.
+    // One argument per shared subsystem, called once from `start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: BrokerConfig,
         log: Arc<LogManager>,
