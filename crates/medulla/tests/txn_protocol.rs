@@ -761,3 +761,84 @@ async fn transactions_and_producer_ids_survive_a_sigkill() {
         assert!(before.iter().all(|p| fresh.producer_id.0 > *p));
     }
 }
+
+/// librdkafka's transactional producer against the coordinator: init, commit, abort,
+/// and fencing by a second instance (the full exactly-once scenarios, with consumers and
+/// offsets, run in `transactions.rs` and `interop/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_commits_aborts_and_is_fenced() {
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, mut c) = broker(dir.path(), &[]).await;
+    let producer = |id: &str| -> FutureProducer {
+        common::client_config(&broker.addr)
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", "60000")
+            .create()
+            .expect("transactional producer")
+    };
+    let timeout = Duration::from_secs(30);
+    let p = producer("rdkafka-tx");
+    p.init_transactions(timeout).expect("init_transactions");
+    let send = |p: &FutureProducer, partition: i32, value: &'static str| {
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::<(), _>::to(TOPIC)
+                    .partition(partition)
+                    .payload(value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+        }
+    };
+    p.begin_transaction().unwrap();
+    send(&p, 0, "c0").await.unwrap();
+    send(&p, 1, "c1").await.unwrap();
+    p.commit_transaction(timeout).expect("commit_transaction");
+    p.begin_transaction().unwrap();
+    send(&p, 0, "a0").await.unwrap();
+    p.abort_transaction(timeout).expect("abort_transaction");
+    let d = describe(&mut c, "rdkafka-tx").await;
+    assert_eq!(d.transaction_state.as_str(), "CompleteAbort");
+    let epoch = d.producer_epoch;
+    assert_eq!(
+        read_partition(&mut c, 0).await,
+        vec![
+            Rec::Data("c0".into()),
+            Rec::Marker(true, epoch),
+            Rec::Data("a0".into()),
+            Rec::Marker(false, epoch),
+        ]
+    );
+
+    // A second instance fences the first, whose open transaction is aborted.
+    p.begin_transaction().unwrap();
+    send(&p, 1, "orphan").await.unwrap();
+    let second = producer("rdkafka-tx");
+    second
+        .init_transactions(timeout)
+        .expect("second init_transactions");
+    let d = describe(&mut c, "rdkafka-tx").await;
+    assert_eq!(d.producer_epoch, epoch + 2);
+    match p.commit_transaction(timeout) {
+        Err(KafkaError::Transaction(e)) => assert!(e.is_fatal(), "{e:?}"),
+        other => panic!("the fenced producer committed: {other:?}"),
+    }
+    assert_eq!(
+        read_partition(&mut c, 1).await,
+        vec![
+            Rec::Data("c1".into()),
+            Rec::Marker(true, epoch),
+            Rec::Data("orphan".into()),
+            Rec::Marker(false, epoch + 1),
+        ]
+    );
+    second.begin_transaction().unwrap();
+    send(&second, 1, "second").await.unwrap();
+    second.commit_transaction(timeout).unwrap();
+}
