@@ -431,7 +431,7 @@ impl TxnCoordinator {
         if logs.is_empty() {
             return Ok(());
         }
-        blocking(move || {
+        let written = blocking(move || {
             let mut written = Vec::with_capacity(logs.len());
             for log in logs {
                 match log.append_marker(&marker) {
@@ -450,12 +450,26 @@ impl TxnCoordinator {
                     Err(e) => return Err(e),
                 }
             }
-            for (log, end) in written {
-                log.sync_to(end)?;
-            }
-            Ok(())
+            Ok(written)
         })
-        .await
+        .await?;
+        // One fsync per partition file, all at once.
+        let mut syncs = tokio::task::JoinSet::new();
+        for (log, end) in written {
+            syncs.spawn_blocking(move || log.sync_to(end));
+        }
+        let mut first_error = None;
+        while let Some(joined) = syncs.join_next().await {
+            let result = joined.unwrap_or_else(|e| {
+                Err(LogError::Io(std::io::Error::other(format!(
+                    "marker fsync task failed: {e}"
+                ))))
+            });
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Lets a transactional batch of `producer_id` / `producer_epoch` for
