@@ -177,6 +177,16 @@ impl TxnCoordinator {
             let shared = match self.get(id) {
                 Some(s) => s,
                 None => {
+                    // Checked before a producer id is spent on a refused id, and again
+                    // once the id is inserted for real.
+                    if self.map().len() >= limits::TRANSACTIONAL_IDS_MAX {
+                        tracing::warn!(
+                            transactional_id = id,
+                            "refusing a new transactional id: the limit of {} is reached",
+                            limits::TRANSACTIONAL_IDS_MAX
+                        );
+                        return Err(code(ResponseError::PolicyViolation));
+                    }
                     let pid = self.new_producer_id().await?;
                     let now_ms = self.clock.now_ms();
                     let mut map = self.map();
