@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::dynamic::{self, DynamicConfigs, Scope};
 use crate::groups::coordinator::Coordinator;
+use crate::txn::coordinator::TxnCoordinator;
 
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
@@ -27,10 +28,13 @@ struct Shared {
     /// Dynamic broker configs; the lock also serialises their changes.
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
+    txn: Arc<TxnCoordinator>,
 }
 
 impl Broker {
     /// Builds the handle. The advertised host and port are what Metadata tells clients.
+    // One argument per shared subsystem, called once from `start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: BrokerConfig,
         log: Arc<LogManager>,
@@ -39,6 +43,7 @@ impl Broker {
         shutdown: watch::Receiver<bool>,
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
+        txn: Arc<TxnCoordinator>,
     ) -> Broker {
         Broker {
             shared: Arc::new(Shared {
@@ -50,6 +55,7 @@ impl Broker {
                 shutdown,
                 dynamic: Mutex::new(dynamic),
                 groups,
+                txn,
             }),
         }
     }
@@ -57,6 +63,11 @@ impl Broker {
     /// The group coordinator (and through it, committed offsets).
     pub fn groups(&self) -> &Arc<Coordinator> {
         &self.shared.groups
+    }
+
+    /// The transaction coordinator (and producer ids).
+    pub fn txn(&self) -> &Arc<TxnCoordinator> {
+        &self.shared.txn
     }
 
     /// The dynamic broker configs in force.

@@ -195,6 +195,60 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Most members one consumer-protocol group may have.",
     ),
     key(
+        "transaction.max.timeout.ms",
+        Some("900000"),
+        3,
+        "Largest transaction.timeout.ms a transactional producer may ask for (InitProducerId beyond it: INVALID_TRANSACTION_TIMEOUT).",
+    ),
+    key(
+        "transaction.state.log.num.partitions",
+        Some("50"),
+        3,
+        "Partitions of the internal topic __transaction_state (fixed once it exists).",
+    ),
+    key(
+        "transaction.state.log.segment.bytes",
+        Some("104857600"),
+        3,
+        "Segment size of __transaction_state (small, so that compaction has sealed segments to clean).",
+    ),
+    key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+        3,
+        "How often open transactions are checked against their timeout (a timed-out one is aborted and its producer fenced).",
+    ),
+    key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Some("3600000"),
+        3,
+        "How often idle transactional ids are checked for expiry.",
+    ),
+    key(
+        "transactional.id.expiration.ms",
+        Some("604800000"),
+        3,
+        "A transactional id with no transaction open and no activity for this long is forgotten.",
+    ),
+    key(
+        "transaction.partition.verification.enable",
+        Some("true"),
+        1,
+        "Refuse a transactional batch for a partition that is not in the producer's open transaction (KIP-890).",
+    ),
+    key(
+        "producer.id.expiration.ms",
+        Some("86400000"),
+        3,
+        "A producer id idle this long (no open transaction) is forgotten by every partition.",
+    ),
+    key(
+        "producer.id.expiration.check.interval.ms",
+        Some("600000"),
+        3,
+        "How often partitions forget idle producer ids.",
+    ),
+    key(
         "connections.max.idle.ms",
         Some("600000"),
         5,
@@ -468,6 +522,10 @@ pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
         "transaction.state.log.min.isr",
         "Medulla does not replicate",
     ),
+    (
+        "transaction.state.log.load.buffer.size",
+        "Medulla loads the transaction log in 1 MiB reads",
+    ),
 ];
 
 /// A configuration that cannot be used.
@@ -544,6 +602,8 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// The `transaction.*`, `transactional.id.*` and `producer.id.*` keys.
+    pub txn: crate::txn::TxnConfig,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
     pub fsync: FsyncPolicy,
     /// The `log.cleaner.*` keys.
@@ -752,6 +812,37 @@ impl BrokerConfig {
         let offset_metadata_max_bytes =
             // Stored as a Kafka string: at most i16::MAX bytes.
             num("offset.metadata.max.bytes", 0, i16::MAX as i64)? as usize;
+        let txn = crate::txn::TxnConfig {
+            max_timeout_ms: num("transaction.max.timeout.ms", 1, i32::MAX as i64)? as i32,
+            log_partitions: num("transaction.state.log.num.partitions", 1, 1000)? as u32,
+            // The smallest segment.bytes a topic accepts.
+            log_segment_bytes: num(
+                "transaction.state.log.segment.bytes",
+                1 << 20,
+                i32::MAX as i64,
+            )? as u64,
+            abort_timed_out_interval_ms: num(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1,
+                i32::MAX as i64,
+            )? as u64,
+            remove_expired_interval_ms: num(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1,
+                i32::MAX as i64,
+            )? as u64,
+            id_expiration_ms: num("transactional.id.expiration.ms", 1, i32::MAX as i64)?,
+            producer_id_expiration_ms: num("producer.id.expiration.ms", 1, i32::MAX as i64)?,
+            producer_id_expiration_check_interval_ms: num(
+                "producer.id.expiration.check.interval.ms",
+                1,
+                i32::MAX as i64,
+            )? as u64,
+            partition_verification: parse_bool(
+                "transaction.partition.verification.enable",
+                &get("transaction.partition.verification.enable").unwrap_or_default(),
+            )?,
+        };
         let fsync_interval_ms = parse_num::<u64>(
             "medulla.log.fsync.interval.ms",
             &get("medulla.log.fsync.interval.ms").unwrap_or_default(),
@@ -851,6 +942,7 @@ impl BrokerConfig {
                 offsets_retention_ms,
                 offsets_retention_check_interval_ms,
                 offset_metadata_max_bytes,
+                txn,
                 fsync,
                 cleaner,
                 topic_defaults,
@@ -1034,9 +1126,46 @@ mod tests {
             ("log.cleaner.threads", "-1"),
             ("log.cleaner.io.max.bytes.per.second", "0"),
             ("log.cleaner.dedupe.buffer.size", "1024"),
+            ("transaction.max.timeout.ms", "0"),
+            ("transaction.state.log.segment.bytes", "1024"),
+            ("transaction.state.log.num.partitions", "0"),
+            ("transactional.id.expiration.ms", "0"),
+            ("transaction.partition.verification.enable", "maybe"),
+            ("producer.id.expiration.check.interval.ms", "-1"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(k), "{err}");
         }
+    }
+
+    #[test]
+    fn transaction_keys_default_to_kafkas_values() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[])).unwrap();
+        let d = crate::txn::TxnConfig::default();
+        assert_eq!(c.txn.max_timeout_ms, d.max_timeout_ms);
+        assert_eq!(c.txn.log_partitions, d.log_partitions);
+        assert_eq!(c.txn.log_segment_bytes, d.log_segment_bytes);
+        assert_eq!(
+            c.txn.abort_timed_out_interval_ms,
+            d.abort_timed_out_interval_ms
+        );
+        assert_eq!(
+            c.txn.remove_expired_interval_ms,
+            d.remove_expired_interval_ms
+        );
+        assert_eq!(c.txn.id_expiration_ms, d.id_expiration_ms);
+        assert_eq!(c.txn.producer_id_expiration_ms, d.producer_id_expiration_ms);
+        assert_eq!(
+            c.txn.producer_id_expiration_check_interval_ms,
+            d.producer_id_expiration_check_interval_ms
+        );
+        assert!(c.txn.partition_verification);
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("transaction.max.timeout.ms", "5000"),
+            ("transaction.partition.verification.enable", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(c.txn.max_timeout_ms, 5000);
+        assert!(!c.txn.partition_verification);
     }
 }

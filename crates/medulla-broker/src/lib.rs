@@ -24,6 +24,7 @@ pub mod groups;
 pub mod handlers;
 pub mod limits;
 pub mod server;
+pub mod txn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,6 +98,24 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         config.group.clone(),
         config.consumer_group.clone(),
     ));
+    let (txn_store, txn_loaded) = txn::store::TxnStore::open(
+        log.clone(),
+        config.txn.log_partitions,
+        config.txn.log_segment_bytes,
+    )?;
+    let producer_ids =
+        txn::producer_ids::ProducerIds::open(&config.data_dir).map_err(meta_error)?;
+    let txn = Arc::new(txn::coordinator::TxnCoordinator::open(
+        txn_store,
+        txn_loaded,
+        producer_ids,
+        log.clone(),
+        coordinator.clone(),
+        config.txn.clone(),
+        Arc::new(SystemClock),
+    ));
+    // Transactions a crash left prepared are completed before anyone is served.
+    txn.recover().await;
     let cluster_id =
         broker::load_or_create_cluster_id(&config.data_dir, config.node_id).map_err(|source| {
             StartError::Meta {
@@ -132,6 +151,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         rx.clone(),
         dynamic,
         coordinator.clone(),
+        txn.clone(),
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),
@@ -144,10 +164,12 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         Duration::from_millis(config.offsets_retention_check_interval_ms),
         rx.clone(),
     ));
+    let txn_timers = tokio::spawn(txn_timers(txn, rx.clone()));
     let task = tokio::spawn(async move {
         server::run(broker, listener, rx).await;
         retention.abort();
         group_timers.abort();
+        txn_timers.abort();
     });
     Ok(Running {
         local_addr,
@@ -216,6 +238,40 @@ async fn group_timers(
         tokio::select! {
             _ = tick.tick() => coordinator.tick().await,
             _ = expiry.tick() => coordinator.expire_offsets(retention).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The transaction coordinator's timers: timed-out transactions
+/// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`), idle transactional ids
+/// (`transaction.remove.expired.transaction.cleanup.interval.ms`) and idle producer ids
+/// (`producer.id.expiration.check.interval.ms`).
+async fn txn_timers(
+    txn: Arc<txn::coordinator::TxnCoordinator>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = |ms: u64| {
+        let mut t = tokio::time::interval(Duration::from_millis(ms));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    };
+    let config = txn.config().clone();
+    let mut abort = every(config.abort_timed_out_interval_ms);
+    let mut expire_ids = every(config.remove_expired_interval_ms);
+    let mut expire_producers = every(config.producer_id_expiration_check_interval_ms);
+    // The first tick of an interval is immediate: skip it, as Kafka's schedulers wait one
+    // period first.
+    abort.tick().await;
+    expire_ids.tick().await;
+    expire_producers.tick().await;
+    loop {
+        tokio::select! {
+            _ = abort.tick() => txn.abort_timed_out().await,
+            _ = expire_ids.tick() => {
+                txn.expire_ids().await;
+            }
+            _ = expire_producers.tick() => txn.expire_producers().await,
             _ = shutdown.changed() => return,
         }
     }

@@ -43,3 +43,19 @@ pub const GROUP_TICK_MS: u64 = 100;
 /// JoinGroup without its id would grow the group until the ids expire. Beyond this,
 /// GROUP_MAX_SIZE_REACHED.
 pub const PENDING_MEMBERS_PER_GROUP_MAX: usize = 10_000;
+
+/// Transactional ids the transaction coordinator keeps at once. Kafka bounds them only
+/// by `transactional.id.expiration.ms`; a client inventing ids in a loop would otherwise
+/// grow memory until the first expiry. Beyond this, InitProducerId for a new id is
+/// refused with POLICY_VIOLATION.
+pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
+
+/// Partitions one transaction may hold (its groups' `__consumer_offsets` partitions
+/// included). Kafka has no such bound (its transaction record must fit in one message).
+/// Beyond this, AddPartitionsToTxn is refused with POLICY_VIOLATION.
+pub const PARTITIONS_PER_TRANSACTION_MAX: usize = 10_000;
+
+/// Groups (AddOffsetsToTxn) one transaction may hold; beyond this, POLICY_VIOLATION.
+pub const GROUPS_PER_TRANSACTION_MAX: usize = 1_000;
+
+const _: () = assert!(GROUPS_PER_TRANSACTION_MAX <= PARTITIONS_PER_TRANSACTION_MAX);

@@ -419,6 +419,12 @@ async fn every_advertised_version_round_trips() {
                         })
                         .map_err(|e| e.to_string())
                 }
+                ApiKey::InitProducerId
+                | ApiKey::AddPartitionsToTxn
+                | ApiKey::AddOffsetsToTxn
+                | ApiKey::EndTxn
+                | ApiKey::DescribeTransactions
+                | ApiKey::ListTransactions => sweep_transactions(&mut c, *api, v).await,
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),
@@ -428,4 +434,153 @@ async fn every_advertised_version_round_trips() {
             }
         }
     }
+}
+
+/// The transaction coordinator's APIs at version `v` (in `SUPPORTED` order: the
+/// transaction EndTxn commits is the one DescribeTransactions and ListTransactions find).
+async fn sweep_transactions(c: &mut Client, api: ApiKey, v: i16) -> Result<(), String> {
+    match api {
+        ApiKey::InitProducerId => {
+            let r = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_string(format!(
+                    "sweep-init-{v}"
+                )))))
+                .with_transaction_timeout_ms(60_000);
+            c.send_at(r, v)
+                .await
+                .map(|r| {
+                    assert_eq!(r.error_code, 0, "InitProducerId v{v}");
+                    assert_eq!(r.producer_epoch, 0);
+                    assert!(r.producer_id.0 >= 0);
+                })
+                .map_err(|e| e.to_string())
+        }
+        ApiKey::AddPartitionsToTxn => {
+            use kafka_protocol::messages::add_partitions_to_txn_request::{
+                AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+            };
+            let id = TransactionalId(StrBytes::from_string(format!("sweep-apt-{v}")));
+            let (pid, epoch) = init_txn(c, &id).await;
+            let topics = vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(name("sweep"))
+                    .with_partitions(vec![0]),
+            ];
+            let r = if v >= 4 {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(id)
+                        .with_producer_id(pid)
+                        .with_producer_epoch(epoch)
+                        .with_topics(topics),
+                ])
+            } else {
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(id)
+                    .with_v3_and_below_producer_id(pid)
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(topics)
+            };
+            c.send_at(r, v)
+                .await
+                .map(|r| {
+                    let topic = if v >= 4 {
+                        assert_eq!(r.error_code, 0);
+                        r.results_by_transaction[0].topic_results[0].clone()
+                    } else {
+                        r.results_by_topic_v3_and_below[0].clone()
+                    };
+                    assert_eq!(
+                        topic.results_by_partition[0].partition_error_code, 0,
+                        "AddPartitionsToTxn v{v}"
+                    );
+                })
+                .map_err(|e| e.to_string())
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let id = TransactionalId(StrBytes::from_string(format!("sweep-aot-{v}")));
+            let (pid, epoch) = init_txn(c, &id).await;
+            let r = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(id)
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(StrBytes::from_static_str("sweep-txn-group")));
+            c.send_at(r, v)
+                .await
+                .map(|r| assert_eq!(r.error_code, 0, "AddOffsetsToTxn v{v}"))
+                .map_err(|e| e.to_string())
+        }
+        ApiKey::EndTxn => {
+            let id = TransactionalId(StrBytes::from_string(format!("sweep-end-{v}")));
+            let (pid, epoch) = init_txn(c, &id).await;
+            let added = c
+                .send_at(
+                    AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(id.clone())
+                        .with_producer_id(pid)
+                        .with_producer_epoch(epoch)
+                        .with_group_id(GroupId(StrBytes::from_static_str("sweep-txn-group"))),
+                    3,
+                )
+                .await
+                .unwrap();
+            assert_eq!(added.error_code, 0);
+            let r = EndTxnRequest::default()
+                .with_transactional_id(id)
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true);
+            c.send_at(r, v)
+                .await
+                .map(|r| assert_eq!(r.error_code, 0, "EndTxn v{v}"))
+                .map_err(|e| e.to_string())
+        }
+        ApiKey::DescribeTransactions => {
+            let r = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_static_str("sweep-end-0")),
+                TransactionalId(StrBytes::from_static_str("sweep-never")),
+            ]);
+            c.send_at(r, v)
+                .await
+                .map(|r| {
+                    let (done, unknown) = (&r.transaction_states[0], &r.transaction_states[1]);
+                    assert_eq!(done.error_code, 0);
+                    assert_eq!(done.transaction_state.as_str(), "CompleteCommit");
+                    assert_eq!(unknown.error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+                })
+                .map_err(|e| e.to_string())
+        }
+        ApiKey::ListTransactions => {
+            let r = ListTransactionsRequest::default()
+                .with_state_filters(vec![StrBytes::from_static_str("CompleteCommit")]);
+            c.send_at(r, v)
+                .await
+                .map(|r| {
+                    assert_eq!(r.error_code, 0);
+                    assert!(
+                        r.transaction_states
+                            .iter()
+                            .any(|t| t.transactional_id.0.as_str() == "sweep-end-0"),
+                        "ListTransactions v{v}"
+                    );
+                })
+                .map_err(|e| e.to_string())
+        }
+        other => unreachable!("{other:?} is not a transaction API"),
+    }
+}
+
+/// A transactional id's producer id and epoch (InitProducerId v4).
+async fn init_txn(c: &mut Client, id: &TransactionalId) -> (ProducerId, i16) {
+    let r = c
+        .send_at(
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(id.clone()))
+                .with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, 0);
+    (r.producer_id, r.producer_epoch)
 }

@@ -116,7 +116,7 @@ pub struct GroupStore {
 }
 
 /// Java's `String.hashCode` over UTF-16 code units, as Kafka uses to place a group.
-fn java_hash(s: &str) -> i32 {
+pub(crate) fn java_hash(s: &str) -> i32 {
     s.encode_utf16()
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }

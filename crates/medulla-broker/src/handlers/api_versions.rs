@@ -39,6 +39,15 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    // Transactions. Transaction protocol version 2 (KIP-890 part 2: AddPartitionsToTxn v5,
+    // EndTxn v5, Produce's implicit add) is not served and `transaction.version` is not
+    // advertised as a feature: see `txn/mod.rs`.
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The served version range of `api`, if it is served at all.

@@ -1,4 +1,5 @@
-//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group.
+//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group and
+//! every transactional id.
 //! A commit is checked against the group's membership (generation, member id, static
 //! instance) by the coordinator, then stored durably in `__consumer_offsets`.
 
@@ -40,11 +41,8 @@ fn coordinator_error(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
             ResponseError::InvalidGroupId.code(),
             "the group id is empty",
         )),
-        KEY_TYPE_GROUP => None,
-        KEY_TYPE_TRANSACTION => Some((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "transactions are not supported by this broker version",
-        )),
+        // This node coordinates every group and every transactional id.
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
         _ => Some((
             ResponseError::InvalidRequest.code(),
             "unknown coordinator key type",

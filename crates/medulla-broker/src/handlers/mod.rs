@@ -17,6 +17,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod topics;
+mod txn;
 pub mod versioning;
 
 use std::future::Future;
@@ -131,6 +132,24 @@ pub async fn dispatch(
         RequestKind::IncrementalAlterConfigs(r) => Reply::Now(
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await),
         ),
+        RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(
+            txn::init_producer_id(broker, r, version).await,
+        )),
+        RequestKind::AddPartitionsToTxn(r) => Reply::Now(ResponseKind::AddPartitionsToTxn(
+            txn::add_partitions_to_txn(broker, r, version).await,
+        )),
+        RequestKind::AddOffsetsToTxn(r) => Reply::Now(ResponseKind::AddOffsetsToTxn(
+            txn::add_offsets_to_txn(broker, r, version).await,
+        )),
+        RequestKind::EndTxn(r) => {
+            Reply::Now(ResponseKind::EndTxn(txn::end_txn(broker, r, version).await))
+        }
+        RequestKind::DescribeTransactions(r) => Reply::Now(ResponseKind::DescribeTransactions(
+            txn::describe_transactions(broker, r).await,
+        )),
+        RequestKind::ListTransactions(r) => Reply::Now(ResponseKind::ListTransactions(
+            txn::list_transactions(broker, r, version).await,
+        )),
         other => {
             // The decoder only lets through what `api_versions::SUPPORTED` lists, and every
             // entry there has an arm above; reaching this is a bug in this file.

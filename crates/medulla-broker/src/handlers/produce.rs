@@ -1,6 +1,8 @@
 //! Produce: validate and append in request order; with `acks=all` under the `always`
 //! fsync policy, answer only after the data is on disk (the wait is the second phase,
-//! so pipelined requests share one fsync).
+//! so pipelined requests share one fsync). A transactional batch is appended only to a
+//! partition of its producer's open transaction (the transaction coordinator verifies
+//! it, as Kafka 3.6+ does).
 
 use std::sync::Arc;
 
@@ -33,13 +35,16 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
     if acks != 0 && acks != 1 && acks != -1 {
         return refuse_all(request, ResponseError::InvalidRequiredAcks.code(), None);
     }
-    if request.transactional_id.is_some() {
-        // Transactions are not in this version (no InitProducerId is advertised, so no
-        // client gets here honestly): refuse every partition instead of appending.
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.as_str().to_owned());
+    if transactional_id.is_none() && has_transactional_batch(&request) {
+        // Kafka: transactional records need a transactional id to authorize against.
         return refuse_all(
             request,
-            ResponseError::InvalidTxnState.code(),
-            Some("transactions are not supported by this broker version"),
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            Some("transactional records need a transactional id"),
         );
     }
 
@@ -70,19 +75,43 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                                 Outcome::Failed(code, Some(message))
                             }
                             Ok(()) => {
-                                let log2 = log.clone();
-                                match blocking(move || log2.append(&records)).await {
-                                    Ok(info) => Outcome::Appended(log, info),
-                                    Err(LogError::KeylessRecords { record_indexes }) => {
-                                        Outcome::RecordErrors(
-                                            "a compacted topic cannot accept records without a key"
-                                                .to_owned(),
-                                            record_indexes,
+                                // A transactional batch is appended only into its
+                                // producer's open transaction, and the permit keeps the
+                                // transaction from ending until the append is done.
+                                let permit = match &transactional_id {
+                                    Some(id) => {
+                                        verify_transactional(broker, id, &name.0, p.index, &records)
+                                            .await
+                                    }
+                                    None => Ok(None),
+                                };
+                                match permit {
+                                    Err(refusal) => {
+                                        tracing::debug!(topic = %name.0.as_str(), partition = p.index, code = refusal.code, "transactional produce refused: {}", refusal.message);
+                                        Outcome::Failed(
+                                            refusal.code,
+                                            Some(refusal.message.to_owned()),
                                         )
                                     }
-                                    Err(e) => {
-                                        log_refusal(&name.0, p.index, &e);
-                                        Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                                    Ok(permit) => {
+                                        let log2 = log.clone();
+                                        let appended =
+                                            blocking(move || log2.append(&records)).await;
+                                        drop(permit);
+                                        match appended {
+                                            Ok(info) => Outcome::Appended(log, info),
+                                            Err(LogError::KeylessRecords { record_indexes }) => {
+                                                Outcome::RecordErrors(
+                                                    "a compacted topic cannot accept records without a key"
+                                                        .to_owned(),
+                                                    record_indexes,
+                                                )
+                                            }
+                                            Err(e) => {
+                                                log_refusal(&name.0, p.index, &e);
+                                                Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)))
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -247,6 +276,46 @@ fn client_batch_policy(
         records = &records[size..];
     }
     Ok(())
+}
+
+/// Whether any partition of `request` carries a transactional batch.
+fn has_transactional_batch(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| medulla_log::batch::parse_header(r).is_ok_and(|h| h.is_transactional()))
+}
+
+/// For a transactional batch of the producer `transactional_id` names: the coordinator's
+/// permit to append it (KIP-890 part 1 verification), or its refusal. `None` for a
+/// batch that is not transactional (an idempotent batch of a transactional producer
+/// needs no permit; the log refuses it if a transaction is open) or that does not parse
+/// (the log refuses it precisely).
+async fn verify_transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Result<Option<crate::txn::coordinator::AppendPermit>, crate::txn::state::Refusal> {
+    let Ok(header) = medulla_log::batch::parse_header(records) else {
+        return Ok(None);
+    };
+    if !header.is_transactional() {
+        return Ok(None);
+    }
+    broker
+        .txn()
+        .begin_append(
+            transactional_id,
+            header.producer_id,
+            header.producer_epoch,
+            &(topic.to_owned(), partition),
+        )
+        .await
+        .map(Some)
 }
 
 /// Answers every partition of `request` with `code`, appending nothing.

@@ -177,6 +177,18 @@ pub fn fit(response: &mut ResponseKind, version: i16) {
                 }
             }
         }
+        ResponseKind::AddPartitionsToTxn(r) => {
+            if version < 4 {
+                r.error_code = 0;
+                r.results_by_transaction.clear();
+            } else {
+                r.results_by_topic_v3_and_below.clear();
+            }
+        }
+        ResponseKind::InitProducerId(r) if version < 6 => {
+            r.ongoing_txn_producer_id = kafka_protocol::messages::ProducerId(-1);
+            r.ongoing_txn_producer_epoch = -1;
+        }
         _ => {}
     }
 }
