@@ -104,17 +104,21 @@ fi
 # further tokens: `full` runs it without quick mode, `consumer` runs it with
 # TEST_CONSUMER_GROUP_PROTOCOL=consumer (KIP-848 consumer groups) as the run
 # NNNN@consumer, `idempotent` runs it with test-runner's -P (enable.idempotence=true
-# for every client the test creates) as the run NNNN@idempotent. A number may have
-# one line of each kind.
+# for every client the test creates) as the run NNNN@idempotent, `sockem` runs it
+# without -E (the test needs librdkafka's socket emulation, which -E excludes; sockem
+# sits inside the client, so the broker is still a real one). A number may have one
+# line of each kind.
 allowlisted=""
 allow_full=""
+allow_sockem=""
 if [[ -f "$allowlist" ]]; then
-    runs_awk='NF { id = $1; full = 0
-        for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == "full") full = 1 }
+    runs_awk='NF { id = $1; flag = 0
+        for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == want) flag = 1 }
         for (i = 2; i <= NF; i++) { if ($i == "idempotent") id = id "@idempotent" }
-        if (want_full == 0 || full) print id }'
-    allowlisted="$(sed 's/#.*//' "$allowlist" | awk -v want_full=0 "$runs_awk")"
-    allow_full="$(sed 's/#.*//' "$allowlist" | awk -v want_full=1 "$runs_awk")"
+        if (want == "" || flag) print id }'
+    allowlisted="$(sed 's/#.*//' "$allowlist" | awk -v want= "$runs_awk")"
+    allow_full="$(sed 's/#.*//' "$allowlist" | awk -v want=full "$runs_awk")"
+    allow_sockem="$(sed 's/#.*//' "$allowlist" | awk -v want=sockem "$runs_awk")"
 fi
 is_allowlisted() { grep -qx "$1" <<<"$allowlisted"; }
 
@@ -234,6 +238,8 @@ for run in $selected; do
     entries="$(entries_of "$num" "$scope")"
     quick="$quick_flag"
     if grep -qx "$run" <<<"$allow_full"; then quick=""; fi
+    sockem_flag="-E"
+    if grep -qx "$run" <<<"$allow_sockem"; then sockem_flag=""; fi
     test_log="$run_dir/$run.log"
     report="$run_dir/$run.json"
     rm -f "$report"
@@ -253,7 +259,7 @@ for run in $selected; do
                         RDKAFKA_TEST_CONF="$conf" TEST_REPORT="$report" \
                         RDKAFKA_GITVER="medulla-interop" \
                         LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-                        timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick $idempotent_flag -E -p1 "$scope"
+                        timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick $idempotent_flag $sockem_flag -p1 "$scope"
             ) >"$test_log" 2>&1
             exit $? # (keeps bash from exec-ing the inner subshell in place)
         ) 2>/dev/null
