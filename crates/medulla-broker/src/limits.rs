@@ -43,3 +43,17 @@ pub const GROUP_TICK_MS: u64 = 100;
 /// JoinGroup without its id would grow the group until the ids expire. Beyond this,
 /// GROUP_MAX_SIZE_REACHED.
 pub const PENDING_MEMBERS_PER_GROUP_MAX: usize = 10_000;
+
+/// Offsets one transaction may hold pending for one group (TxnOffsetCommit), counted by
+/// distinct partition. Kafka has no bound; a transactional consumer commits one offset per
+/// partition it reads, far fewer than this. Beyond it the commit is refused with
+/// POLICY_VIOLATION and nothing is written (the producer aborts the transaction).
+pub const TXN_PENDING_OFFSETS_PER_GROUP_MAX: usize = 10_000;
+
+/// Transactional offsets pending on the whole broker, across every open transaction:
+/// the memory they hold is bounded by this times `offset.metadata.max.bytes` (400 MiB at
+/// its 4 KiB default, a few MiB with the empty metadata clients send). Beyond it,
+/// POLICY_VIOLATION as above until transactions end.
+pub const TXN_PENDING_OFFSETS_MAX: usize = 100_000;
+
+const _: () = assert!(TXN_PENDING_OFFSETS_PER_GROUP_MAX <= TXN_PENDING_OFFSETS_MAX);
