@@ -419,6 +419,53 @@ async fn every_advertised_version_round_trips() {
                         })
                         .map_err(|e| e.to_string())
                 }
+                ApiKey::TxnOffsetCommit => {
+                    use kafka_protocol::messages::txn_offset_commit_request::{
+                        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+                    };
+                    let r = TxnOffsetCommitRequest::default()
+                        .with_transactional_id(TransactionalId(StrBytes::from_static_str("sweep")))
+                        .with_group_id(GroupId(StrBytes::from_string(format!("sweep-txn-{v}"))))
+                        .with_producer_id(ProducerId(1000 + i64::from(v)))
+                        .with_producer_epoch(0)
+                        .with_topics(vec![
+                            TxnOffsetCommitRequestTopic::default()
+                                .with_name(name("sweep"))
+                                .with_partitions(vec![
+                                    TxnOffsetCommitRequestPartition::default()
+                                        .with_committed_offset(i64::from(v)),
+                                    TxnOffsetCommitRequestPartition::default()
+                                        .with_partition_index(7),
+                                ]),
+                        ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let codes: Vec<i16> = r.topics[0]
+                                .partitions
+                                .iter()
+                                .map(|p| p.error_code)
+                                .collect();
+                            assert_eq!(codes, vec![0, 3], "TxnOffsetCommit v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DescribeProducers => {
+                    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+                    let r = DescribeProducersRequest::default().with_topics(vec![
+                        TopicRequest::default()
+                            .with_name(name("sweep"))
+                            .with_partition_indexes(vec![0, 7]),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let parts = &r.topics[0].partitions;
+                            assert_eq!(parts[0].error_code, 0, "DescribeProducers v{v}");
+                            assert_eq!(parts[1].error_code, 3, "an unknown partition");
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),
