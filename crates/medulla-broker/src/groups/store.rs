@@ -458,11 +458,12 @@ impl GroupStore {
             if bytes.is_empty() {
                 break;
             }
-            let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
+            // Every batch of the read, not just the first (a read holds whole batches).
+            let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
                 LogError::CorruptMessage(format!("{OFFSETS_TOPIC}-{partition} at {offset}: {e}"))
             })?;
             let mut next = offset;
-            for record in set.records {
+            for record in sets.into_iter().flat_map(|set| set.records) {
                 next = next.max(record.offset + 1);
                 if record.offset < offset {
                     continue;
