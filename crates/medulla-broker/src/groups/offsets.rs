@@ -63,17 +63,31 @@ impl Offsets {
                 self.committed.remove(group);
             }
         }
-        if let Some(open) = self.open_by_group.get(group) {
-            for txn in open {
-                let removed = self
-                    .pending
-                    .get_mut(txn)
-                    .and_then(|groups| groups.get_mut(group))
-                    .and_then(|g| g.remove(&key));
-                if removed.is_some() {
-                    self.pending_count -= 1;
-                }
+        let Some(open) = self.open_by_group.get_mut(group) else {
+            return;
+        };
+        open.retain(|txn| {
+            let Some(groups) = self.pending.get_mut(txn) else {
+                return false;
+            };
+            let Some(g) = groups.get_mut(group) else {
+                return false;
+            };
+            if g.remove(&key).is_some() {
+                self.pending_count -= 1;
             }
+            if !g.is_empty() {
+                return true;
+            }
+            // Nothing of this group is left in the transaction.
+            groups.remove(group);
+            if groups.is_empty() {
+                self.pending.remove(txn);
+            }
+            false
+        });
+        if open.is_empty() {
+            self.open_by_group.remove(group);
         }
     }
 
@@ -311,6 +325,14 @@ mod tests {
         );
         o.end_transaction(7, 42, true);
         assert_eq!((offset(&o, 0), offset(&o, 1)), (None, Some(6)));
+
+        // A transaction whose every offset of the group was deleted no longer holds it.
+        o.put_pending((7, 43), "h", "t", 0, at(5, 2));
+        o.delete("h", "t", 0);
+        assert!(!o.has_open_transactions("h"));
+        assert_eq!(o.groups(), vec!["g".to_owned()]);
+        assert_eq!(o.end_transaction(7, 43, true), 0);
+        assert_eq!(o.get("h", "t", 0), None);
     }
 
     #[test]
