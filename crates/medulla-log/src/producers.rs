@@ -156,6 +156,15 @@ fn last_sequence(first_seq: i32, last_offset_delta: i32) -> i32 {
     }
 }
 
+/// Whether `offset`, written by `producer_id` in a transaction, lies in one of `aborted`
+/// (ascending by `last_offset`, as [`ProducerState`] keeps them).
+pub(crate) fn aborted_contains(aborted: &[AbortedTxn], producer_id: i64, offset: i64) -> bool {
+    let from = aborted.partition_point(|a| a.last_offset < offset);
+    aborted[from..]
+        .iter()
+        .any(|a| a.producer_id == producer_id && a.first_offset <= offset)
+}
+
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
     next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
 }
@@ -358,12 +367,9 @@ impl ProducerState {
     }
 
     /// Whether `offset`, written by `producer_id` in a transaction, was aborted.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the cleaner's use lands next"))]
+    #[cfg(test)]
     pub fn is_aborted(&self, producer_id: i64, offset: i64) -> bool {
-        let from = self.aborted.partition_point(|a| a.last_offset < offset);
-        self.aborted[from..]
-            .iter()
-            .any(|a| a.producer_id == producer_id && a.first_offset <= offset)
+        aborted_contains(&self.aborted, producer_id, offset)
     }
 
     /// Aborted transactions with records in `from..upper`.

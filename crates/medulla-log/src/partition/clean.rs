@@ -6,8 +6,12 @@
 //!    timestamps). The active segment is never cleaned.
 //! 2. Without the lock, build the key map over the dirty section: from the first dirty
 //!    offset (the checkpoint) up to the first uncleanable offset — the active segment's
-//!    base, or the first segment holding a record younger than `min.compaction.lag.ms`.
-//!    A full map stops the section where it is ("map end").
+//!    base, the first segment holding a record younger than `min.compaction.lag.ms`, or
+//!    the segment holding the last stable offset (an open transaction may still abort,
+//!    so its records must not displace older ones). Records of aborted transactions
+//!    enter no map and are dropped from the rewrite, as in Kafka: otherwise an aborted
+//!    record could displace the committed value of its key. A full map stops the
+//!    section where it is ("map end").
 //! 3. Without the lock, rewrite the sealed segments below the map end, from the log
 //!    start, in groups of consecutive segments of at most `segment.bytes` together
 //!    (small cleaned segments merge): each group into `<base>.*.cleaned` files, synced.
@@ -94,6 +98,21 @@ struct Plan {
     first_dirty: i64,
     first_uncleanable: i64,
     cleanable: Option<Cleanable>,
+    /// Aborted transactions with records below the first uncleanable offset.
+    aborted: Vec<AbortedTxn>,
+}
+
+impl Plan {
+    /// Whether a data batch belongs to an aborted transaction.
+    fn aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && crate::producers::aborted_contains(
+                &self.aborted,
+                header.producer_id,
+                header.base_offset,
+            )
+    }
 }
 
 /// Clears the partition's "being cleaned" flag when dropped.
@@ -136,7 +155,7 @@ impl PartitionLog {
     }
 
     fn plan(&self, config: &TopicConfig, now_ms: i64) -> Plan {
-        let (log_start, log_end, sealed) = {
+        let (log_start, log_end, sealed, aborted, first_unstable) = {
             let state = lock(&self.state);
             let bases: Vec<i64> = state.segments.keys().copied().collect();
             let sealed: Vec<Sealed> = state
@@ -150,7 +169,16 @@ impl PartitionLog {
                     first_batch_timestamp: s.first_batch_timestamp(),
                 })
                 .collect();
-            (state.log_start_offset, state.log_end_offset, sealed)
+            let active_base = state.active().base_offset;
+            (
+                state.log_start_offset,
+                state.log_end_offset,
+                sealed,
+                state
+                    .producers
+                    .aborted_between(state.log_start_offset, active_base),
+                state.producers.first_unstable_offset(),
+            )
         };
         let (first_dirty_checkpoint, horizon) = {
             let cleaner = lock(&self.cleaner);
@@ -169,6 +197,10 @@ impl PartitionLog {
                 config.min_compaction_lag_ms > 0 && s.max_timestamp.is_some_and(|ts| ts > lag_start)
             })
             .map_or(active_base, Sealed::base);
+        // Nothing at or past the last stable offset: its segment and later stay dirty.
+        let first_uncleanable = first_unstable
+            .and_then(|unstable| sealed.iter().find(|s| s.next_base > unstable))
+            .map_or(first_uncleanable, |s| s.base().min(first_uncleanable));
         let clean_bytes: u64 = sealed
             .iter()
             .filter(|s| s.next_base <= first_dirty)
@@ -211,6 +243,7 @@ impl PartitionLog {
             first_dirty,
             first_uncleanable,
             cleanable,
+            aborted,
         }
     }
 
@@ -242,8 +275,15 @@ impl PartitionLog {
         let mut horizon: Option<i64> = None;
         let rewrite: Vec<&Sealed> = plan.sealed.iter().filter(|s| s.base() < map_end).collect();
         for group in groups(&rewrite, config.segment_bytes) {
-            let cleaned =
-                self.clean_group(&group, &rules, &config, context, &mut stats, &mut horizon)?;
+            let cleaned = self.clean_group(
+                &plan,
+                &group,
+                &rules,
+                &config,
+                context,
+                &mut stats,
+                &mut horizon,
+            )?;
             if !cleaned {
                 return Ok(None);
             }
@@ -282,7 +322,7 @@ impl PartitionLog {
                 if header.last_offset() < first_dirty {
                     return Ok(ControlFlow::Continue(()));
                 }
-                if !header.is_control() {
+                if !header.is_control() && !plan.aborted(header) {
                     batch::for_each_raw_record(bytes, header, batch::Deltas::Increasing, |r| {
                         let offset = header.base_offset + i64::from(r.offset_delta);
                         if offset < first_dirty {
@@ -324,8 +364,10 @@ impl PartitionLog {
 
     /// Rewrites one group of segments and swaps the result in. False when the pass
     /// must stop (asked to, or the segments changed under it).
+    #[allow(clippy::too_many_arguments)]
     fn clean_group(
         &self,
+        plan: &Plan,
         group: &[&Sealed],
         rules: &Rules,
         config: &TopicConfig,
@@ -347,6 +389,11 @@ impl PartitionLog {
                     return Ok(ControlFlow::Break(()));
                 }
                 context.throttler.io(bytes.len() as u64);
+                if plan.aborted(header) {
+                    dropped += header.records_count.max(0) as u64;
+                    changed = true;
+                    return Ok(ControlFlow::Continue(()));
+                }
                 let result = filter_batch(bytes, header, rules, |key, offset| {
                     map.get(key).is_some_and(|latest| offset < latest)
                 })?;

@@ -634,3 +634,92 @@ fn reads_during_cleaning_see_a_consistent_log() {
     assert!(reader.join().unwrap() > 0);
     assert_eq!(contents(&log), model.compacted(active_base(&log), true));
 }
+
+/// A transactional batch of `(key, value)` records from producer `pid`.
+fn txn_batch(pid: i64, seq: i32, records: &[(&str, &str)]) -> Vec<u8> {
+    let encoded: Vec<TestRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| TestRecord::new(Some(k.as_bytes()), Some(v.as_bytes()), i as i64))
+        .collect();
+    let mut b = encode_batch(&encoded, Compression::None, START_MS, 0x10);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn marker(pid: i64, commit: bool) -> TxnMarker {
+    TxnMarker {
+        producer_id: pid,
+        producer_epoch: 0,
+        commit,
+        coordinator_epoch: 0,
+    }
+}
+
+#[test]
+fn aborted_records_never_displace_committed_ones_and_open_transactions_stay_dirty() {
+    let f = compacted(&[]);
+    let log = f.open();
+    let mut model = Model::default();
+    model.append(
+        &log,
+        &[("a", Some("committed")), ("b", Some("committed"))],
+        Compression::None,
+        START_MS,
+    );
+    log.append(&txn_batch(9, 0, &[("a", "aborted"), ("b", "aborted")]))
+        .unwrap();
+    log.append_marker(&marker(9, false)).unwrap();
+    log.append(&txn_batch(10, 0, &[("b", "won")])).unwrap();
+    log.append_marker(&marker(10, true)).unwrap();
+    model.fill(&log, 20, 7, Compression::None);
+    // An open transaction in a sealed segment: it and everything after stay dirty.
+    let open = log.append(&txn_batch(11, 0, &[("a", "open")])).unwrap();
+    model.fill(&log, 20, 7, Compression::None);
+    assert!(
+        active_base(&log) > open.base_offset + 1,
+        "the open transaction is sealed"
+    );
+
+    clean(&log).expect("dirty");
+    let rows = contents(&log);
+    let value = |key: &str| {
+        rows.iter()
+            .filter(|r| r.1 == key && r.0 < open.base_offset)
+            .map(|r| r.2.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value("a"), vec!["committed"]);
+    assert_eq!(value("b"), vec!["won"]);
+    assert!(rows.iter().all(|r| r.2.as_deref() != Some("aborted")));
+    // Nothing at or past the open transaction was cleaned.
+    let from_open: Vec<i64> = rows
+        .iter()
+        .map(|r| r.0)
+        .filter(|o| *o >= open.base_offset)
+        .collect();
+    let expected: Vec<i64> = std::iter::once(open.base_offset)
+        .chain(
+            model
+                .rows
+                .iter()
+                .map(|r| r.0)
+                .filter(|o| *o > open.base_offset),
+        )
+        .collect();
+    assert_eq!(from_open, expected);
+    assert_eq!(
+        log.cleaner_checkpoint(),
+        Some(
+            log.segment_summary()
+                .iter()
+                .map(|s| s.0)
+                .filter(|b| *b <= open.base_offset)
+                .max()
+                .unwrap()
+        )
+    );
+}
