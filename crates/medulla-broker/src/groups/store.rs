@@ -1031,6 +1031,69 @@ mod tests {
     }
 
     #[test]
+    fn compaction_keeps_what_transactions_decided() {
+        use medulla_log::CleanerConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        // One partition with the smallest segments a topic may have (1 MiB).
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        // g: a plain commit, then a transaction that aborts with the same key: the
+        // aborted record is the latest of its key in the log, yet must not displace the
+        // plain one. h: a committed transaction. u: a transaction still open.
+        store.commit("g", at(1)).unwrap();
+        store.commit_transactional("g", (1, 0), at(99)).unwrap();
+        store.end_transaction(0, 1, 0, false).unwrap();
+        store.commit_transactional("h", (2, 0), at(7)).unwrap();
+        store.end_transaction(0, 2, 0, true).unwrap();
+        let filler = |store: &GroupStore, round: i64| {
+            let c = Committed {
+                offset: round,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 1,
+            };
+            let all = (0..100).map(|p| ("f".to_owned(), p, c.clone())).collect();
+            store.commit("filler", all).unwrap();
+        };
+        for round in 0..250 {
+            filler(&store, round);
+        }
+        store.commit_transactional("u", (3, 0), at(5)).unwrap();
+        for round in 250..500 {
+            filler(&store, round);
+        }
+        let p = log.partition(OFFSETS_TOPIC, 0).unwrap();
+        assert!(p.last_stable_offset() < p.log_end_offset(), "u is open");
+        let before = p.size_bytes();
+        assert!(log.clean_now(&CleanerConfig::default()).unwrap() > 0);
+        assert!(p.size_bytes() < before, "the group log was compacted");
+        let mut first = p.read(p.log_start_offset(), 1 << 20, true).unwrap();
+        let first: Vec<Record> = RecordBatchDecoder::decode_all(&mut first)
+            .unwrap()
+            .into_iter()
+            .flat_map(|set| set.records)
+            .collect();
+        assert!(
+            first.iter().all(|r| r.control || r.producer_id != 1),
+            "the aborted record was cleaned away"
+        );
+        assert!(first.iter().any(|r| r.control && r.producer_id == 2), "markers stay");
+        drop(store);
+        log.close().unwrap();
+        drop(log);
+
+        let store = GroupStore::open(open_log(dir.path()), 1, 1 << 20).unwrap();
+        assert_eq!(store.get("g", "t", 0).map(|c| c.offset), Some(1));
+        assert!(!store.has_pending("g", "t", 0));
+        assert_eq!(store.get("h", "t", 0).map(|c| c.offset), Some(7));
+        assert!(store.has_pending("u", "t", 0) && store.get("u", "t", 0).is_none());
+        assert_eq!(store.get("filler", "f", 99).map(|c| c.offset), Some(499));
+        // The open transaction still ends after compaction and a restart.
+        store.end_transaction(0, 3, 0, true).unwrap();
+        assert_eq!(store.get("u", "t", 0).map(|c| c.offset), Some(5));
+    }
+
+    #[test]
     fn deleting_a_group_drops_its_pending_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(dir.path());
