@@ -722,6 +722,11 @@ impl GroupStore {
         if commits.is_empty() {
             return Ok(());
         }
+        if producer_id < 0 {
+            return Err(TxnCommitError::Log(LogError::InvalidRecord(
+                "a transactional offset commit needs a producer id".into(),
+            )));
+        }
         let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let txn = (self.partition_for(group), producer_id);
         {

@@ -53,6 +53,11 @@ impl Coordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId.code());
         }
+        if producer.0 < 0 {
+            // No marker can ever end a transaction of no producer: its offsets would stay
+            // pending for good. Kafka's transaction verification refuses it so.
+            return Err(ResponseError::InvalidProducerIdMapping.code());
+        }
         let (member_id, instance_id, generation) = member;
         if let Some(cg) = self.active_consumer_group(group_id).await {
             // Before v3 the request has no member fields: nothing to check then.
@@ -304,6 +309,11 @@ mod tests {
             c.commit_transactional("", (1, 0), ANONYMOUS, commits(1, 0..1))
                 .await,
             Err(ResponseError::InvalidGroupId.code())
+        );
+        assert_eq!(
+            c.commit_transactional("g", (-1, -1), ANONYMOUS, commits(1, 0..1))
+                .await,
+            Err(ResponseError::InvalidProducerIdMapping.code())
         );
         // A member id the (simple, empty) group does not know.
         c.commit("g", ANONYMOUS, 9, commits(1, 0..1)).await.unwrap();
