@@ -1082,7 +1082,10 @@ mod tests {
             first.iter().all(|r| r.control || r.producer_id != 1),
             "the aborted record was cleaned away"
         );
-        assert!(first.iter().any(|r| r.control && r.producer_id == 2), "markers stay");
+        assert!(
+            first.iter().any(|r| r.control && r.producer_id == 2),
+            "markers stay"
+        );
         drop(store);
         log.close().unwrap();
         drop(log);
