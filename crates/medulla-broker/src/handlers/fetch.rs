@@ -240,11 +240,13 @@ fn read_all(
                     log.read(w.fetch_offset, limit, min_one_batch)
                 };
                 // The watermarks are read after the data, so they are never below an
-                // offset the response carries.
+                // offset the response carries; the last stable offset before the high
+                // watermark, so a marker landing in between cannot put it above.
+                let lso = log.last_stable_offset();
                 let hwm = log.log_end_offset();
                 let base = data
                     .with_high_watermark(hwm)
-                    .with_last_stable_offset(log.last_stable_offset())
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(log.log_start_offset());
                 match read {
                     Ok(bytes) => {
