@@ -43,6 +43,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     log: Arc<LogManager>,
+    groups: Arc<groups::coordinator::Coordinator>,
 }
 
 /// Why the broker cannot start.
@@ -159,7 +160,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         rx.clone(),
     ));
     let group_timers = tokio::spawn(group_timers(
-        coordinator,
+        coordinator.clone(),
         Duration::from_millis(config.offsets_retention_ms),
         Duration::from_millis(config.offsets_retention_check_interval_ms),
         rx.clone(),
@@ -176,6 +177,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         shutdown: tx,
         task,
         log,
+        groups: coordinator,
     })
 }
 
@@ -278,6 +280,17 @@ async fn txn_timers(
 }
 
 impl Running {
+    /// The storage engine, for in-process tests that reach under the protocol.
+    pub fn log(&self) -> &Arc<LogManager> {
+        &self.log
+    }
+
+    /// The group coordinator (the transaction coordinator ends transactional offsets
+    /// through it).
+    pub fn groups(&self) -> &Arc<groups::coordinator::Coordinator> {
+        &self.groups
+    }
+
     /// Stops accepting, lets in-flight requests finish, flushes and closes the log.
     pub async fn shutdown(self) -> Result<(), medulla_log::LogError> {
         let _ = self.shutdown.send(true);

@@ -59,3 +59,17 @@ pub const PARTITIONS_PER_TRANSACTION_MAX: usize = 10_000;
 pub const GROUPS_PER_TRANSACTION_MAX: usize = 1_000;
 
 const _: () = assert!(GROUPS_PER_TRANSACTION_MAX <= PARTITIONS_PER_TRANSACTION_MAX);
+
+/// Offsets one transaction may hold pending for one group (TxnOffsetCommit), counted by
+/// distinct partition. Kafka has no bound; a transactional consumer commits one offset per
+/// partition it reads, far fewer than this. Beyond it the commit is refused with
+/// POLICY_VIOLATION and nothing is written (the producer aborts the transaction).
+pub const TXN_PENDING_OFFSETS_PER_GROUP_MAX: usize = 10_000;
+
+/// Transactional offsets pending on the whole broker, across every open transaction:
+/// the memory they hold is bounded by this times `offset.metadata.max.bytes` (400 MiB at
+/// its 4 KiB default, a few MiB with the empty metadata clients send). Beyond it,
+/// POLICY_VIOLATION as above until transactions end.
+pub const TXN_PENDING_OFFSETS_MAX: usize = 100_000;
+
+const _: () = assert!(TXN_PENDING_OFFSETS_PER_GROUP_MAX <= TXN_PENDING_OFFSETS_MAX);

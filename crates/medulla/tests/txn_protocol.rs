@@ -638,6 +638,48 @@ async fn offsets_join_the_transaction_and_transactions_are_listed() {
         .await
         .unwrap();
     assert_eq!(r.error_code, 0);
+    // TxnOffsetCommit is verified against the open transaction: the added group is
+    // accepted; a group never added, or b (no open transaction), is INVALID_TXN_STATE.
+    let commit = |id: &str, (pid, epoch): (i64, i16), group: &str| {
+        use kafka_protocol::messages::txn_offset_commit_request::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(id)))
+            .with_group_id(GroupId(s(group)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_topics(vec![
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(TOPIC)))
+                    .with_partitions(vec![
+                        TxnOffsetCommitRequestPartition::default().with_committed_offset(1),
+                    ]),
+            ])
+    };
+    for (id, producer, group, expected) in [
+        (a, pa, "billing", 0),
+        (a, pa, "pharmacy", code(ResponseError::InvalidTxnState)),
+        (b, pb, "billing", code(ResponseError::InvalidTxnState)),
+        (
+            a,
+            (pa.0, pa.1 + 1),
+            "billing",
+            code(ResponseError::ProducerFenced),
+        ),
+        (
+            a,
+            pb,
+            "billing",
+            code(ResponseError::InvalidProducerIdMapping),
+        ),
+    ] {
+        let r = c.send_at(commit(id, producer, group), 3).await.unwrap();
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, expected,
+            "TxnOffsetCommit {id} {producer:?} {group}"
+        );
+    }
     let d = describe(&mut c, a).await;
     assert_eq!(d.transaction_state.as_str(), "Ongoing");
     assert_eq!(d.topics[0].topic.0.as_str(), "__consumer_offsets");

@@ -425,6 +425,69 @@ async fn every_advertised_version_round_trips() {
                 | ApiKey::EndTxn
                 | ApiKey::DescribeTransactions
                 | ApiKey::ListTransactions => sweep_transactions(&mut c, *api, v).await,
+                ApiKey::TxnOffsetCommit => {
+                    use kafka_protocol::messages::txn_offset_commit_request::{
+                        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+                    };
+                    // The group must be in the producer's open transaction (verification).
+                    let id = TransactionalId(StrBytes::from_string(format!("sweep-txo-{v}")));
+                    let group = GroupId(StrBytes::from_string(format!("sweep-txn-{v}")));
+                    let (pid, epoch) = init_txn(&mut c, &id).await;
+                    let added = c
+                        .send_at(
+                            AddOffsetsToTxnRequest::default()
+                                .with_transactional_id(id.clone())
+                                .with_producer_id(pid)
+                                .with_producer_epoch(epoch)
+                                .with_group_id(group.clone()),
+                            3,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(added.error_code, 0);
+                    let r = TxnOffsetCommitRequest::default()
+                        .with_transactional_id(id)
+                        .with_group_id(group)
+                        .with_producer_id(pid)
+                        .with_producer_epoch(epoch)
+                        .with_topics(vec![
+                            TxnOffsetCommitRequestTopic::default()
+                                .with_name(name("sweep"))
+                                .with_partitions(vec![
+                                    TxnOffsetCommitRequestPartition::default()
+                                        .with_committed_offset(i64::from(v)),
+                                    TxnOffsetCommitRequestPartition::default()
+                                        .with_partition_index(7),
+                                ]),
+                        ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let codes: Vec<i16> = r.topics[0]
+                                .partitions
+                                .iter()
+                                .map(|p| p.error_code)
+                                .collect();
+                            assert_eq!(codes, vec![0, 3], "TxnOffsetCommit v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DescribeProducers => {
+                    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+                    let r = DescribeProducersRequest::default().with_topics(vec![
+                        TopicRequest::default()
+                            .with_name(name("sweep"))
+                            .with_partition_indexes(vec![0, 7]),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let parts = &r.topics[0].partitions;
+                            assert_eq!(parts[0].error_code, 0, "DescribeProducers v{v}");
+                            assert_eq!(parts[1].error_code, 3, "an unknown partition");
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),

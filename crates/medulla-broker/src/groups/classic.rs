@@ -1130,6 +1130,31 @@ impl Group {
         Ok(())
     }
 
+    /// Kafka's `validateOffsetCommit` for a transactional commit (TxnOffsetCommit): the
+    /// member fields are checked only when given (before v3 they are not sent), the
+    /// group's state is not (a commit inside a transaction may span a rebalance), and the
+    /// member's session is not extended.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        if self.state == State::Dead {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        if generation < 0 && self.state == State::Empty {
+            return Ok(());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.validate_member(member_id, instance_id)?;
+            if generation != self.generation {
+                return Err(code(ResponseError::IllegalGeneration));
+            }
+        }
+        Ok(())
+    }
+
     /// Expires sessions, pending member ids and rebalance deadlines.
     pub fn tick(&mut self, now: Now) {
         if self.state == State::Dead {

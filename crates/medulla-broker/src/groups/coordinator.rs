@@ -152,7 +152,10 @@ impl Coordinator {
     }
 
     /// The KIP-848 group `id`, if it has members.
-    async fn active_consumer_group(&self, id: &str) -> Option<Arc<AsyncMutex<ConsumerGroup>>> {
+    pub(super) async fn active_consumer_group(
+        &self,
+        id: &str,
+    ) -> Option<Arc<AsyncMutex<ConsumerGroup>>> {
         let g = self.consumer_group(id)?;
         let active = !g.lock().await.is_empty();
         active.then_some(g)
@@ -209,11 +212,11 @@ impl Coordinator {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn group(&self, id: &str) -> Option<Shared> {
+    pub(super) fn group(&self, id: &str) -> Option<Shared> {
         self.map().get(id).cloned()
     }
 
-    fn group_or_new(&self, id: &str) -> Shared {
+    pub(super) fn group_or_new(&self, id: &str) -> Shared {
         self.map()
             .entry(id.to_owned())
             .or_insert_with(|| Arc::new(AsyncMutex::new(Group::new(Now::system(), &self.config))))
@@ -231,7 +234,11 @@ impl Coordinator {
         let Ok(g) = group.try_lock() else {
             return;
         };
-        if g.is_idle() && g.generation() == 0 && self.store.all(id).is_empty() {
+        if g.is_idle()
+            && g.generation() == 0
+            && self.store.all(id).is_empty()
+            && !self.store.has_open_transactions(id)
+        {
             map.remove(id);
         }
     }
@@ -564,7 +571,14 @@ impl Coordinator {
                     .map(|(t, p, _)| (t, p))
                     .collect()
             };
-            let all_gone = expired.len() == self.store.all(&id).len();
+            // Kafka: an offset an open transaction is about to replace does not expire,
+            // and a group with open transactions stays.
+            let expired: Vec<(String, i32)> = expired
+                .into_iter()
+                .filter(|(t, p)| !self.store.has_pending(&id, t, *p))
+                .collect();
+            let all_gone = expired.len() == self.store.all(&id).len()
+                && !self.store.has_open_transactions(&id);
             let store = self.store.clone();
             let group_id = id.clone();
             let result = if all_gone {

@@ -21,6 +21,21 @@
 //! Every write is acknowledged only after its records are appended and fsynced (whatever
 //! the fsync policy): a committed offset that a crash forgets makes consumers re-read or,
 //! worse, skip.
+//!
+//! Transactional offsets (TxnOffsetCommit) are the same offset records in one
+//! transactional batch carrying the producer's id and epoch. They stay pending (invisible
+//! to OffsetFetch) until the transaction coordinator ends the transaction: then a commit
+//! or abort marker is written to the partition and they are applied or dropped, as
+//! Kafka's `OffsetMetadataManager` does (the rules are in `offsets.rs`). Loading replays
+//! the same way: a transactional record waits for its producer's next marker on that
+//! partition, and with none it stays pending for the transaction coordinator to end.
+//!
+//! Compaction and transactions: the cleaner must not count aborted transactional
+//! records as the latest of their key, must not clean at or past the last stable offset
+//! (an open transaction's records), and must keep a marker while any record of its
+//! transaction remains (a loaded transactional record with no marker after it stays
+//! pending). Memory and a compacted log then agree, because a committed transaction's
+//! offset replaces the current one only if its record is later (`offsets.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,7 +44,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use medulla_log::{LogError, LogManager};
+use medulla_log::{AppendInfo, AppendOrigin, LogError, LogManager, TxnMarker};
+
+use super::offsets::{Offsets, Stored};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -94,7 +111,23 @@ pub struct GroupRecord {
     pub members: Vec<MemberRecord>,
 }
 
-type GroupOffsets = BTreeMap<(String, i32), Committed>;
+/// Why a transactional offset commit was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnCommitError {
+    /// Writing it failed (or the log refused it, e.g. a fenced producer epoch).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// It would hold more pending offsets than a limit allows
+    /// ([`crate::limits::TXN_PENDING_OFFSETS_PER_GROUP_MAX`],
+    /// [`crate::limits::TXN_PENDING_OFFSETS_MAX`]).
+    #[error("too many pending transactional offsets: {pending} with this commit, at most {limit}")]
+    TooManyPending {
+        /// How many there would be.
+        pending: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
 
 /// A key and a value (`None`: tombstone) for `__consumer_offsets`.
 type KeyValue = (Bytes, Option<Bytes>);
@@ -106,7 +139,8 @@ pub struct GroupStore {
     /// `offsets.topic.segment.bytes`: small enough that the cleaner gets sealed segments
     /// to compact (Kafka's reason for a topic-specific value).
     segment_bytes: u64,
-    offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// Committed and pending transactional offsets.
+    offsets: Mutex<Offsets>,
     /// Group metadata as loaded on start (the coordinator owns it afterwards).
     loaded_groups: Mutex<HashMap<String, GroupRecord>>,
     /// KIP-848 group snapshots as loaded on start.
@@ -364,6 +398,15 @@ fn decode_group_value(mut v: Bytes) -> Option<GroupRecord> {
     })
 }
 
+/// Commit (`true`) or abort of a transaction marker's key `(version: i16, type: i16)`.
+fn marker_commit(key: &[u8]) -> Option<bool> {
+    match key {
+        [_, _, 0, 0, ..] => Some(false),
+        [_, _, 0, 1, ..] => Some(true),
+        _ => None,
+    }
+}
+
 fn io_error(message: String) -> LogError {
     LogError::Io(std::io::Error::other(message))
 }
@@ -380,7 +423,7 @@ impl GroupStore {
             log,
             partitions,
             segment_bytes,
-            offsets: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(Offsets::default()),
             loaded_groups: Mutex::new(HashMap::new()),
             loaded_consumer_groups: Mutex::new(HashMap::new()),
             write: Mutex::new(()),
@@ -415,29 +458,41 @@ impl GroupStore {
             if bytes.is_empty() {
                 break;
             }
-            let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
+            // Every batch of the read, not just the first (a read holds whole batches).
+            let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
                 LogError::CorruptMessage(format!("{OFFSETS_TOPIC}-{partition} at {offset}: {e}"))
             })?;
             let mut next = offset;
-            for record in set.records {
+            for record in sets.into_iter().flat_map(|set| set.records) {
                 next = next.max(record.offset + 1);
-                if record.offset < offset || record.control {
+                if record.offset < offset {
+                    continue;
+                }
+                if record.control {
+                    // A transaction marker: the producer's pending offsets here are
+                    // applied or dropped. (Other control records have no meaning here.)
+                    if let Some(commit) = record.key.as_deref().and_then(marker_commit) {
+                        offsets.end_transaction(partition, record.producer_id, commit);
+                    }
                     continue;
                 }
                 match record.key.and_then(decode_key) {
                     Some(Key::Offset(group, topic, p)) => {
                         match record.value.and_then(decode_offset_value) {
-                            Some(c) => {
-                                offsets.entry(group).or_default().insert((topic, p), c);
-                            }
-                            None => {
-                                if let Some(g) = offsets.get_mut(&group) {
-                                    g.remove(&(topic, p));
-                                    if g.is_empty() {
-                                        offsets.remove(&group);
-                                    }
+                            Some(committed) => {
+                                let stored = Stored {
+                                    committed,
+                                    record_offset: record.offset,
+                                };
+                                if record.transactional && record.producer_id >= 0 {
+                                    let txn = (partition, record.producer_id);
+                                    offsets.put_pending(txn, &group, &topic, p, stored);
+                                } else {
+                                    offsets.put(&group, &topic, p, stored);
                                 }
                             }
+                            // Kafka: a tombstone deletes, transactional or not.
+                            None => offsets.delete(&group, &topic, p),
                         }
                     }
                     Some(Key::Group(group)) => match record.value.and_then(decode_group_value) {
@@ -497,13 +552,16 @@ impl GroupStore {
             encode_key_version(CONSUMER_GROUP_KEY_VERSION, group),
             Some(encode_consumer_group_value(snapshot)?),
         );
-        self.append(group, &[kv], now_ms)
+        self.append(group, &[kv], now_ms, None).map(drop)
     }
 
-    /// Every group that has committed offsets.
+    fn offsets(&self) -> std::sync::MutexGuard<'_, Offsets> {
+        self.offsets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every group that has committed offsets or offsets in an open transaction.
     pub fn groups_with_offsets(&self) -> Vec<String> {
-        let offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        offsets.keys().cloned().collect()
+        self.offsets().groups()
     }
 
     /// The `__consumer_offsets` partition a group's records go to.
@@ -530,32 +588,50 @@ impl GroupStore {
         }
     }
 
-    /// Appends `records` for `group` as one batch and fsyncs it. Blocking.
-    fn append(&self, group: &str, records: &[KeyValue], timestamp_ms: i64) -> Result<(), LogError> {
-        if records.is_empty() {
-            return Ok(());
-        }
+    /// The `__consumer_offsets` partition of `group`, created with the topic if needed.
+    fn partition_log(&self, group: &str) -> Result<Arc<medulla_log::PartitionLog>, LogError> {
+        self.partition_log_at(self.partition_for(group))
+    }
+
+    /// `__consumer_offsets` partition `partition`, created with the topic if needed.
+    fn partition_log_at(&self, partition: i32) -> Result<Arc<medulla_log::PartitionLog>, LogError> {
         self.ensure_topic()?;
-        let partition = self.partition_for(group);
-        let log = self
-            .log
+        self.log
             .partition(OFFSETS_TOPIC, partition)
             .ok_or_else(|| LogError::UnknownPartition {
                 topic: OFFSETS_TOPIC.to_owned(),
                 partition,
-            })?;
+            })
+    }
+
+    /// Appends `records` for `group` as one batch and fsyncs it; `txn` makes it a
+    /// transactional batch of that producer (id, epoch). Blocking. `None` when there was
+    /// nothing to write.
+    fn append(
+        &self,
+        group: &str,
+        records: &[KeyValue],
+        timestamp_ms: i64,
+        txn: Option<(i64, i16)>,
+    ) -> Result<Option<AppendInfo>, LogError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let log = self.partition_log(group)?;
+        let (producer_id, producer_epoch) = txn.unwrap_or((-1, -1));
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, (key, value))| Record {
-                transactional: false,
+                transactional: txn.is_some(),
                 control: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                // One batch: the encoder splits whenever offset - sequence changes.
+                // One batch with base sequence -1 (the coordinator writes no sequences):
+                // the encoder splits whenever offset - sequence changes.
                 sequence: i as i32 - 1,
                 timestamp: timestamp_ms,
                 key: Some(key.clone()),
@@ -574,8 +650,12 @@ impl GroupStore {
             },
         )
         .map_err(|e| io_error(format!("encoding group log records: {e}")))?;
-        let info = log.append(&batch)?;
-        log.sync_to(info.last_offset + 1)
+        // The coordinator's own writes: no sequence checks, but a transactional batch
+        // opens (or extends) the producer's transaction on this partition, and an epoch
+        // older than the partition's refuses it (a fenced producer).
+        let info = log.append_from(&batch, AppendOrigin::Coordinator)?;
+        log.sync_to(info.last_offset + 1)?;
+        Ok(Some(info))
     }
 
     /// Durably records `commits` for `group` (append, fsync), then makes them visible.
@@ -585,10 +665,35 @@ impl GroupStore {
         group: &str,
         commits: Vec<(String, i32, Committed)>,
     ) -> Result<(), LogError> {
-        if commits.is_empty() {
-            return Ok(());
-        }
         let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((info, commits)) = self.append_commits(group, commits, None)? else {
+            return Ok(());
+        };
+        let mut offsets = self.offsets();
+        for (i, (topic, p, committed)) in commits.into_iter().enumerate() {
+            let record_offset = info.base_offset + i as i64;
+            offsets.put(
+                group,
+                &topic,
+                p,
+                Stored {
+                    committed,
+                    record_offset,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes offset records for `commits` (transactional for `txn`); with the write lock
+    /// held. Hands the commits back with where they were written.
+    #[allow(clippy::type_complexity)]
+    fn append_commits(
+        &self,
+        group: &str,
+        commits: Vec<(String, i32, Committed)>,
+        txn: Option<(i64, i16)>,
+    ) -> Result<Option<(AppendInfo, Vec<(String, i32, Committed)>)>, LogError> {
         let records: Vec<KeyValue> = commits
             .iter()
             .map(|(t, p, c)| {
@@ -599,24 +704,123 @@ impl GroupStore {
             })
             .collect();
         let now_ms = commits.first().map_or(0, |(_, _, c)| c.commit_timestamp_ms);
-        self.append(group, &records, now_ms)?;
-        let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        let group_offsets = offsets.entry(group.to_owned()).or_default();
-        for (topic, p, c) in commits {
-            group_offsets.insert((topic, p), c);
+        Ok(self
+            .append(group, &records, now_ms, txn)?
+            .map(|info| (info, commits)))
+    }
+
+    /// Durably records `commits` for `group` inside producer `producer_id`'s transaction
+    /// (one transactional batch with its id and epoch, fsynced). They stay pending —
+    /// invisible to [`GroupStore::get`] — until [`GroupStore::end_transaction`]. Refused
+    /// without writing anything beyond the pending-offset limits. Blocking.
+    pub fn commit_transactional(
+        &self,
+        group: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        commits: Vec<(String, i32, Committed)>,
+    ) -> Result<(), TxnCommitError> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        if producer_id < 0 {
+            return Err(TxnCommitError::Log(LogError::InvalidRecord(
+                "a transactional offset commit needs a producer id".into(),
+            )));
+        }
+        let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let txn = (self.partition_for(group), producer_id);
+        {
+            let offsets = self.offsets();
+            let asked = commits.iter().map(|(t, p, _)| (t.as_str(), *p));
+            let (new, held) = offsets.pending_growth(txn, group, asked);
+            let per_group = held + new;
+            if per_group > crate::limits::TXN_PENDING_OFFSETS_PER_GROUP_MAX {
+                return Err(TxnCommitError::TooManyPending {
+                    pending: per_group,
+                    limit: crate::limits::TXN_PENDING_OFFSETS_PER_GROUP_MAX,
+                });
+            }
+            let total = offsets.pending_count() + new;
+            if total > crate::limits::TXN_PENDING_OFFSETS_MAX {
+                return Err(TxnCommitError::TooManyPending {
+                    pending: total,
+                    limit: crate::limits::TXN_PENDING_OFFSETS_MAX,
+                });
+            }
+        }
+        let written = self.append_commits(group, commits, Some((producer_id, producer_epoch)))?;
+        let Some((info, commits)) = written else {
+            return Ok(());
+        };
+        let mut offsets = self.offsets();
+        for (i, (topic, p, committed)) in commits.into_iter().enumerate() {
+            let record_offset = info.base_offset + i as i64;
+            offsets.put_pending(
+                txn,
+                group,
+                &topic,
+                p,
+                Stored {
+                    committed,
+                    record_offset,
+                },
+            );
         }
         Ok(())
+    }
+
+    /// Ends producer `producer_id`'s transaction on `__consumer_offsets` partition
+    /// `partition` (see [`GroupStore::partition_for`]): writes the marker (fsynced), then
+    /// applies (`commit`) or drops the offsets the transaction holds there, whichever
+    /// groups they belong to. A marker
+    /// is written even when nothing is pending, as Kafka's transaction coordinator writes
+    /// one to every partition of the transaction: it closes the producer's transaction on
+    /// the partition and records its epoch there (fencing older ones). Calling it again
+    /// writes another marker, which changes nothing. Returns how many offsets were
+    /// pending. Blocking.
+    pub fn end_transaction(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<usize, LogError> {
+        let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.partition_log_at(partition)?;
+        let info = log.append_marker(&TxnMarker {
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch: 0,
+        })?;
+        log.sync_to(info.last_offset + 1)?;
+        Ok(self
+            .offsets()
+            .end_transaction(partition, producer_id, commit))
+    }
+
+    /// Whether an open transaction holds an offset of this partition for `group`
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.offsets().has_pending(group, topic, partition)
+    }
+
+    /// Whether any open transaction holds offsets of `group`.
+    pub fn has_open_transactions(&self, group: &str) -> bool {
+        self.offsets().has_open_transactions(group)
     }
 
     /// Durably records a group's metadata. Blocking.
     pub fn store_group(&self, group: &str, record: &GroupRecord) -> Result<(), LogError> {
         let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let kv = (encode_group_key(group), Some(encode_group_value(record)));
-        self.append(group, &[kv], record.state_timestamp_ms)
+        self.append(group, &[kv], record.state_timestamp_ms, None)
+            .map(drop)
     }
 
-    /// Durably deletes committed offsets of `group` (`None`: all of them, and the group's
-    /// metadata too). Blocking.
+    /// Durably deletes offsets of `group` (`None`: all of them, those of open
+    /// transactions too, and the group's metadata). A tombstone also drops the pending
+    /// transactional offsets of its partition, as in Kafka. Blocking.
     pub fn delete(
         &self,
         group: &str,
@@ -626,11 +830,17 @@ impl GroupStore {
         let _write = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let doomed: Vec<(String, i32)> = match partitions {
             Some(p) => p.to_vec(),
-            None => self
-                .all(group)
-                .into_iter()
-                .map(|(t, p, _)| (t, p))
-                .collect(),
+            None => {
+                let offsets = self.offsets();
+                let mut all = offsets.pending_partitions(group);
+                all.extend(
+                    offsets
+                        .group(group)
+                        .into_iter()
+                        .flat_map(|g| g.keys().cloned()),
+                );
+                all.into_iter().collect()
+            }
         };
         let mut records: Vec<KeyValue> = doomed
             .iter()
@@ -642,37 +852,29 @@ impl GroupStore {
         }
         // A group that never wrote anything needs no tombstone (and no topic).
         if self.log.topic(OFFSETS_TOPIC).is_some() {
-            self.append(group, &records, now_ms)?;
+            self.append(group, &records, now_ms, None)?;
         }
-        let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(g) = offsets.get_mut(group) {
-            for key in &doomed {
-                g.remove(key);
-            }
-            if g.is_empty() {
-                offsets.remove(group);
-            }
+        let mut offsets = self.offsets();
+        for (topic, p) in &doomed {
+            offsets.delete(group, topic, *p);
         }
         Ok(())
     }
 
     /// The committed offset of one partition.
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
-        let offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        offsets
-            .get(group)?
-            .get(&(topic.to_owned(), partition))
-            .cloned()
+        self.offsets()
+            .get(group, topic, partition)
+            .map(|s| s.committed.clone())
     }
 
     /// Every committed offset of a group, by topic and partition.
     pub fn all(&self, group: &str) -> Vec<(String, i32, Committed)> {
-        let offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        offsets
-            .get(group)
+        self.offsets()
+            .group(group)
             .map(|g| {
                 g.iter()
-                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .map(|((t, p), s)| (t.clone(), *p, s.committed.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -748,6 +950,176 @@ mod tests {
             assert_eq!(store.get("g", "t", p).unwrap().offset, 600);
         }
         assert_eq!(store.take_loaded_groups()["g"].generation, 3);
+    }
+
+    fn open_log(dir: &std::path::Path) -> Arc<LogManager> {
+        use medulla_log::{FsyncPolicy, LogManagerOptions, SystemClock};
+        LogManager::open(LogManagerOptions {
+            data_dir: dir.to_owned(),
+            fsync: FsyncPolicy::Never,
+            broker_defaults: Default::default(),
+            clock: Arc::new(SystemClock),
+        })
+        .unwrap()
+    }
+
+    fn at(offset: i64) -> Vec<(String, i32, Committed)> {
+        let c = Committed {
+            offset,
+            leader_epoch: 2,
+            metadata: format!("m{offset}"),
+            commit_timestamp_ms: 1,
+        };
+        vec![("t".to_owned(), 0, c)]
+    }
+
+    /// Everything OffsetFetch can see of groups `g` and `h` on partition 0 of `t`:
+    /// committed offset and whether it is pending.
+    fn visible(store: &GroupStore) -> Vec<(Option<i64>, bool)> {
+        ["g", "h"]
+            .iter()
+            .map(|g| {
+                (
+                    store.get(g, "t", 0).map(|c| c.offset),
+                    store.has_pending(g, "t", 0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transactional_offsets_replay_as_they_were_decided() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        // One __consumer_offsets partition: every group and producer shares it.
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        store.commit("g", at(1)).unwrap();
+        // Producer 1 commits g=10, then a plain commit g=2 lands after its record: the
+        // plain one is later in the log and stays when the transaction commits.
+        store.commit_transactional("g", (1, 0), at(10)).unwrap();
+        store.commit("g", at(2)).unwrap();
+        // Producer 2 commits h=20 and h=21 (same partition twice: the last one counts).
+        store.commit_transactional("h", (2, 0), at(20)).unwrap();
+        store.commit_transactional("h", (2, 0), at(21)).unwrap();
+        // Producer 3 commits g=30 and aborts; producer 4 commits h=40 and never ends.
+        store.commit_transactional("g", (3, 0), at(30)).unwrap();
+        store.commit_transactional("h", (4, 0), at(40)).unwrap();
+        assert_eq!(visible(&store), vec![(Some(2), true), (None, true)]);
+        assert_eq!(store.end_transaction(0, 1, 0, true).unwrap(), 1);
+        assert_eq!(store.end_transaction(0, 2, 0, true).unwrap(), 1);
+        assert_eq!(store.end_transaction(0, 3, 0, false).unwrap(), 1);
+        // A repeated end: another marker, nothing pending, nothing changes.
+        assert_eq!(store.end_transaction(0, 2, 0, true).unwrap(), 0);
+        let before = visible(&store);
+        assert_eq!(before, vec![(Some(2), false), (Some(21), true)]);
+        drop(store);
+        log.close().unwrap();
+        drop(log);
+
+        let log = open_log(dir.path());
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        assert_eq!(
+            visible(&store),
+            before,
+            "the log replays to the same offsets"
+        );
+        assert_eq!(store.all("g")[0].2.metadata, "m2");
+        assert_eq!(
+            store.groups_with_offsets(),
+            vec!["g".to_owned(), "h".to_owned()]
+        );
+        // Producer 4's transaction is still open after the restart; ending it works.
+        assert_eq!(store.end_transaction(0, 4, 0, true).unwrap(), 1);
+        assert_eq!(visible(&store), vec![(Some(2), false), (Some(40), false)]);
+        let p = log.partition(OFFSETS_TOPIC, 0).unwrap();
+        assert_eq!(p.last_stable_offset(), p.log_end_offset(), "nothing open");
+    }
+
+    #[test]
+    fn compaction_keeps_what_transactions_decided() {
+        use medulla_log::CleanerConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        // One partition with the smallest segments a topic may have (1 MiB).
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        // g: a plain commit, then a transaction that aborts with the same key: the
+        // aborted record is the latest of its key in the log, yet must not displace the
+        // plain one. h: a committed transaction. u: a transaction still open.
+        store.commit("g", at(1)).unwrap();
+        store.commit_transactional("g", (1, 0), at(99)).unwrap();
+        store.end_transaction(0, 1, 0, false).unwrap();
+        store.commit_transactional("h", (2, 0), at(7)).unwrap();
+        store.end_transaction(0, 2, 0, true).unwrap();
+        let filler = |store: &GroupStore, round: i64| {
+            let c = Committed {
+                offset: round,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 1,
+            };
+            let all = (0..100).map(|p| ("f".to_owned(), p, c.clone())).collect();
+            store.commit("filler", all).unwrap();
+        };
+        for round in 0..250 {
+            filler(&store, round);
+        }
+        store.commit_transactional("u", (3, 0), at(5)).unwrap();
+        for round in 250..500 {
+            filler(&store, round);
+        }
+        let p = log.partition(OFFSETS_TOPIC, 0).unwrap();
+        assert!(p.last_stable_offset() < p.log_end_offset(), "u is open");
+        let before = p.size_bytes();
+        assert!(log.clean_now(&CleanerConfig::default()).unwrap() > 0);
+        assert!(p.size_bytes() < before, "the group log was compacted");
+        let mut first = p.read(p.log_start_offset(), 1 << 20, true).unwrap();
+        let first: Vec<Record> = RecordBatchDecoder::decode_all(&mut first)
+            .unwrap()
+            .into_iter()
+            .flat_map(|set| set.records)
+            .collect();
+        assert!(
+            first.iter().all(|r| r.control || r.producer_id != 1),
+            "the aborted record was cleaned away"
+        );
+        assert!(
+            first.iter().any(|r| r.control && r.producer_id == 2),
+            "markers stay"
+        );
+        drop(store);
+        log.close().unwrap();
+        drop(log);
+
+        let store = GroupStore::open(open_log(dir.path()), 1, 1 << 20).unwrap();
+        assert_eq!(store.get("g", "t", 0).map(|c| c.offset), Some(1));
+        assert!(!store.has_pending("g", "t", 0));
+        assert_eq!(store.get("h", "t", 0).map(|c| c.offset), Some(7));
+        assert!(store.has_pending("u", "t", 0) && store.get("u", "t", 0).is_none());
+        assert_eq!(store.get("filler", "f", 99).map(|c| c.offset), Some(499));
+        // The open transaction still ends after compaction and a restart.
+        store.end_transaction(0, 3, 0, true).unwrap();
+        assert_eq!(store.get("u", "t", 0).map(|c| c.offset), Some(5));
+    }
+
+    #[test]
+    fn deleting_a_group_drops_its_pending_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path());
+        let store = GroupStore::open(log.clone(), 1, 1 << 20).unwrap();
+        store.commit_transactional("g", (1, 0), at(10)).unwrap();
+        store.delete("g", None, 1).unwrap();
+        assert!(!store.has_pending("g", "t", 0));
+        store.end_transaction(0, 1, 0, true).unwrap();
+        assert_eq!(store.get("g", "t", 0), None);
+        drop(store);
+        log.close().unwrap();
+        drop(log);
+        let store = GroupStore::open(open_log(dir.path()), 1, 1 << 20).unwrap();
+        assert_eq!(
+            store.get("g", "t", 0),
+            None,
+            "the tombstone came after the record"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! FindCoordinator, OffsetCommit and OffsetFetch: this node coordinates every group and
-//! every transactional id.
-//! A commit is checked against the group's membership (generation, member id, static
-//! instance) by the coordinator, then stored durably in `__consumer_offsets`.
+//! FindCoordinator, OffsetCommit, TxnOffsetCommit and OffsetFetch: this node
+//! coordinates every group and every transactional id. A commit is checked against the
+//! group's membership (generation, member id, static instance) by the coordinator, then
+//! stored durably in `__consumer_offsets`; a transactional one stays pending until its
+//! transaction ends.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -12,9 +13,13 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -24,8 +29,8 @@ use crate::groups::store::Committed;
 /// A topic of an OffsetCommit: per partition, `Some(code)` when refused up front.
 type PlannedTopic = (TopicName, uuid::Uuid, Vec<(i32, Option<i16>)>);
 
-/// A topic of an OffsetFetch answer: per partition, its commit if any.
-type FetchedTopic = (TopicName, Vec<(i32, Option<Committed>)>);
+/// A topic of an OffsetFetch answer: per partition, its commit if any and an error code.
+type FetchedTopic = (TopicName, Vec<(i32, Option<Committed>, i16)>);
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -174,29 +179,145 @@ pub async fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// The committed offsets of `group` for the partitions asked (all when `None`).
+/// Answers TxnOffsetCommit (v0–v4). As Kafka's `handleTxnOffsetCommitRequest`:
+/// partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION and never reach the
+/// coordinator; the rest are validated against the group (a refusal is every such
+/// partition's code), then each is OFFSET_METADATA_TOO_LARGE or written, pending until
+/// the producer's transaction ends.
+pub async fn txn_offset_commit(
+    broker: &Broker,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let metadata_max = broker.config().offset_metadata_max_bytes;
+    let now_ms = crate::groups::classic::Now::system().wall_ms;
+    // Per partition: Some(code) when refused up front, None when it goes to the store.
+    let mut plan = Vec::with_capacity(request.topics.len());
+    let mut commits = Vec::new();
+    let mut known = 0usize;
+    for t in request.topics {
+        let topic = broker.log().topic(&t.name.0);
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let exists = topic.as_ref().is_some_and(|m| {
+                p.partition_index >= 0 && (p.partition_index as u32) < m.partitions
+            });
+            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_owned();
+            let code = if !exists {
+                Some(ResponseError::UnknownTopicOrPartition.code())
+            } else if metadata.len() > metadata_max {
+                known += 1;
+                Some(ResponseError::OffsetMetadataTooLarge.code())
+            } else {
+                known += 1;
+                commits.push((
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now_ms,
+                    },
+                ));
+                None
+            };
+            parts.push((p.partition_index, exists, code));
+        }
+        plan.push((t.name, parts));
+    }
+    let group_code = if known == 0 {
+        0
+    } else {
+        let member = (
+            request.member_id.as_str(),
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        );
+        let producer = (request.producer_id.0, request.producer_epoch);
+        // Kafka 3.6+ verification: the group must be in the producer's open transaction.
+        match broker
+            .txn()
+            .begin_group_commit(&request.transactional_id.0, producer.0, producer.1, &group)
+            .await
+        {
+            Err(code) => code,
+            Ok(_permit) => match broker
+                .groups()
+                .commit_transactional(&group, producer, member, commits)
+                .await
+            {
+                Ok(()) => 0,
+                Err(code) => code,
+            },
+        }
+    };
+    let topics = plan
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(index, exists, code)| {
+                    let code = match (exists, group_code, code) {
+                        (false, _, Some(c)) | (true, 0, Some(c)) => c,
+                        (true, g, _) => g,
+                        (false, _, None) => 0,
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(code)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The committed offsets of `group` for the partitions asked (all when `None`). With
+/// `require_stable` (OffsetFetch v7+), a partition an open transaction holds an offset
+/// for is UNSTABLE_OFFSET_COMMIT, as in Kafka (the client retries until it is decided).
 fn fetch_group(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Vec<FetchedTopic> {
     let store = broker.groups().store();
+    let unstable = |topic: &str, p: i32| require_stable && store.has_pending(group, topic, p);
+    // Kafka answers no offset (-1) with the error.
+    let unstable_code = ResponseError::UnstableOffsetCommit.code();
     match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(name, parts)| {
                 let found = parts
                     .into_iter()
-                    .map(|p| (p, store.get(group, &name.0, p)))
+                    .map(|p| {
+                        if unstable(&name.0, p) {
+                            (p, None, unstable_code)
+                        } else {
+                            (p, store.get(group, &name.0, p), 0)
+                        }
+                    })
                     .collect();
                 (name, found)
             })
             .collect(),
         None => {
-            let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Option<Committed>)>> =
-                Default::default();
+            let mut by_topic: std::collections::BTreeMap<
+                String,
+                Vec<(i32, Option<Committed>, i16)>,
+            > = Default::default();
             for (t, p, c) in store.all(group) {
-                by_topic.entry(t).or_default().push((p, Some(c)));
+                let entry = if unstable(&t, p) {
+                    (p, None, unstable_code)
+                } else {
+                    (p, Some(c), 0)
+                };
+                by_topic.entry(t).or_default().push(entry);
             }
             by_topic
                 .into_iter()
@@ -229,7 +350,7 @@ pub fn offset_fetch(
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let topics = fetch_group(broker, &g.group_id.0, wanted)
+                let topics = fetch_group(broker, &g.group_id.0, wanted, request.require_stable)
                     .into_iter()
                     .map(|(name, parts)| {
                         OffsetFetchResponseTopics::default()
@@ -237,9 +358,10 @@ pub fn offset_fetch(
                             .with_partitions(
                                 parts
                                     .into_iter()
-                                    .map(|(p, c)| {
+                                    .map(|(p, c, code)| {
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
+                                            .with_error_code(code)
                                             .with_committed_offset(
                                                 c.as_ref().map_or(-1, |c| c.offset),
                                             )
@@ -264,7 +386,8 @@ pub fn offset_fetch(
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let topics = fetch_group(broker, &request.group_id.0, wanted)
+    let require_stable = version >= 7 && request.require_stable;
+    let topics = fetch_group(broker, &request.group_id.0, wanted, require_stable)
         .into_iter()
         .map(|(name, parts)| {
             OffsetFetchResponseTopic::default()
@@ -272,9 +395,10 @@ pub fn offset_fetch(
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(p, c)| {
+                        .map(|(p, c, code)| {
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
+                                .with_error_code(code)
                                 .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
                                 .with_committed_leader_epoch(epoch(&c))
                                 .with_metadata(Some(s(c.map(|c| c.metadata).unwrap_or_default())))

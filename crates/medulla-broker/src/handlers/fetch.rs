@@ -1,6 +1,14 @@
 //! Fetch: byte ranges of segment files, with long polling (`max_wait_ms` / `min_bytes`),
 //! `max_bytes` and per-partition limits.
 //!
+//! Isolation (KIP-98): a `read_committed` fetch (isolation level 1) never gets data at or
+//! past the partition's last stable offset (the first offset of its oldest open
+//! transaction), and gets the aborted transactions overlapping the data it does get, so
+//! the client can drop their records. `min_bytes` counts only that visible data; the
+//! long poll wakes on every append, markers included, so a fetch waiting at the last
+//! stable offset returns as soon as a marker moves it. Every fetch reports the last
+//! stable offset; the high watermark stays the log end.
+//!
 //! Fetch sessions (KIP-227) are answered sessionlessly: every response carries session
 //! id 0, which tells the client the broker did not create a session, so it keeps sending
 //! full fetch requests. An incremental fetch naming a session (which we never handed
@@ -11,14 +19,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use medulla_log::{LogError, PartitionLog};
 
 use crate::broker::Broker;
 use crate::error::kafka_code;
 use crate::limits;
+
+/// Kafka's `IsolationLevel.READ_COMMITTED`.
+const READ_COMMITTED: i8 = 1;
 
 /// One requested partition, resolved.
 struct Wanted {
@@ -97,6 +110,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
         .filter_map(|w| w.log.as_ref().ok().map(|l| l.watch_end()))
         .collect();
     let wanted = Arc::new(wanted);
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let mut shutdown = broker.shutdown_signal();
     loop {
         // Re-arm before reading: an append that lands during the read then wakes the wait
@@ -106,15 +120,18 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
         }
         // Segment reads are blocking file I/O: keep them off the async workers.
         let reading = Arc::clone(&wanted);
-        let (parts, total, any_error) =
-            match tokio::task::spawn_blocking(move || read_all(&reading, max_bytes)).await {
-                Ok(read) => read,
-                Err(e) => {
-                    tracing::error!(error = %e, "fetch read task failed");
-                    return FetchResponse::default()
-                        .with_error_code(ResponseError::UnknownServerError.code());
-                }
-            };
+        let (parts, total, any_error) = match tokio::task::spawn_blocking(move || {
+            read_all(&reading, max_bytes, read_committed)
+        })
+        .await
+        {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(error = %e, "fetch read task failed");
+                return FetchResponse::default()
+                    .with_error_code(ResponseError::UnknownServerError.code());
+            }
+        };
         let done = total >= min_bytes.max(1) && total > 0
             || any_error
             || min_bytes == 0
@@ -161,9 +178,40 @@ async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>)
     .await
 }
 
-/// Reads every wanted partition once. Returns the partition responses, the bytes read,
-/// and whether any partition has an error (which ends a long poll at once, as in Kafka).
-fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+/// The offset after the last record of `records` (whole batches), if there is one.
+fn end_of(records: &[u8]) -> Option<i64> {
+    let mut position = 0;
+    let mut end = None;
+    while let Some(rest) = records.get(position..).filter(|r| !r.is_empty()) {
+        let Ok(header) = medulla_log::batch::parse_header(rest) else {
+            break;
+        };
+        end = Some(header.last_offset() + 1);
+        position += header.size_bytes();
+    }
+    end
+}
+
+/// The aborted transactions with records in `from..upper`, as a Fetch lists them.
+fn aborted_transactions(log: &PartitionLog, from: i64, upper: i64) -> Vec<AbortedTransaction> {
+    log.aborted_transactions(from, upper)
+        .into_iter()
+        .map(|a| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(a.producer_id))
+                .with_first_offset(a.first_offset)
+        })
+        .collect()
+}
+
+/// Reads every wanted partition once (only below the last stable offset when
+/// `read_committed`). Returns the partition responses, the bytes read, and whether any
+/// partition has an error (which ends a long poll at once, as in Kafka).
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
@@ -186,20 +234,31 @@ fn read_all(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionData>, usize, 
                 let min_one_batch = total == 0;
                 let read = if limit == 0 && !min_one_batch {
                     Ok(Bytes::new())
+                } else if read_committed {
+                    log.read_committed(w.fetch_offset, limit, min_one_batch)
                 } else {
                     log.read(w.fetch_offset, limit, min_one_batch)
                 };
                 // The watermarks are read after the data, so they are never below an
-                // offset the response carries.
+                // offset the response carries; the last stable offset before the high
+                // watermark, so a marker landing in between cannot put it above.
+                let lso = log.last_stable_offset();
                 let hwm = log.log_end_offset();
                 let base = data
                     .with_high_watermark(hwm)
-                    .with_last_stable_offset(hwm)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(log.log_start_offset());
                 match read {
                     Ok(bytes) => {
                         total += bytes.len();
+                        // Kafka: a read_committed answer always has the list (empty when
+                        // nothing aborted overlaps the data); read_uncommitted has null.
+                        let aborted = read_committed.then(|| match end_of(&bytes) {
+                            Some(end) => aborted_transactions(log, w.fetch_offset, end),
+                            None => Vec::new(),
+                        });
                         base.with_records(Some(bytes))
+                            .with_aborted_transactions(aborted)
                     }
                     Err(e) => {
                         any_error = true;

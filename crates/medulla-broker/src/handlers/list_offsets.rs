@@ -1,5 +1,10 @@
 //! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3), earliest-local (-4) and
 //! lookup by timestamp. Latest-tiered (-5) answers offset -1: there is no tiered storage.
+//!
+//! With isolation level `read_committed` (v2+), as Kafka's `fetchOffsetForTimestamp`:
+//! latest is the last stable offset, and a lookup (by timestamp or max-timestamp) that
+//! lands at or past it finds nothing (offset -1), since such a consumer could not read
+//! that record yet. Earliest is not limited.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -18,8 +23,12 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// Kafka's `IsolationLevel.READ_COMMITTED`.
+const READ_COMMITTED: i8 = 1;
+
 /// Answers ListOffsets.
 pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -34,9 +43,18 @@ pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                 );
                 continue;
             };
+            // The end a consumer of this isolation level can read up to.
+            let fetchable_end = if read_committed {
+                log.last_stable_offset()
+            } else {
+                log.log_end_offset()
+            };
+            let below_end = |found: medulla_log::Result<Option<TimestampLookup>>| {
+                found.map(|f| f.filter(|f| f.offset < fetchable_end))
+            };
             let found: medulla_log::Result<Option<TimestampLookup>> = match p.timestamp {
                 LATEST => Ok(Some(TimestampLookup {
-                    offset: log.log_end_offset(),
+                    offset: fetchable_end,
                     timestamp: -1,
                 })),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some(TimestampLookup {
@@ -46,11 +64,11 @@ pub async fn handle(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                 LATEST_TIERED => Ok(None),
                 MAX_TIMESTAMP => {
                     let log = log.clone();
-                    blocking(move || log.max_timestamp()).await
+                    below_end(blocking(move || log.max_timestamp()).await)
                 }
                 ts if ts >= 0 => {
                     let log = log.clone();
-                    blocking(move || log.lookup_timestamp(ts)).await
+                    below_end(blocking(move || log.lookup_timestamp(ts)).await)
                 }
                 _ => {
                     partitions.push(

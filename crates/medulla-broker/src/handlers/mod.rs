@@ -16,6 +16,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producers;
 mod topics;
 mod txn;
 pub mod versioning;
@@ -74,6 +75,12 @@ pub async fn dispatch(
         )),
         RequestKind::OffsetFetch(r) => Reply::Now(ResponseKind::OffsetFetch(
             coordinator::offset_fetch(broker, r, version),
+        )),
+        RequestKind::TxnOffsetCommit(r) => Reply::Now(ResponseKind::TxnOffsetCommit(
+            coordinator::txn_offset_commit(broker, r).await,
+        )),
+        RequestKind::DescribeProducers(r) => Reply::Now(ResponseKind::DescribeProducers(
+            producers::describe(broker, r),
         )),
         RequestKind::JoinGroup(r) => {
             let client_id = header.client_id.as_deref().unwrap_or("");

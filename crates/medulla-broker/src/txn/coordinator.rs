@@ -507,37 +507,39 @@ impl TxnCoordinator {
         Ok(AppendPermit { _guard: Some(m) })
     }
 
-    /// Whether `group` is part of the open transaction of `transactional_id` under
-    /// `producer_id` / `producer_epoch` (for TxnOffsetCommit): 0 or Kafka's code. Never
-    /// waits: a transaction busy with a transition answers CONCURRENT_TRANSACTIONS, so a
-    /// caller holding a group's lock cannot deadlock with a transaction completing that
-    /// group.
-    pub fn verify_group(
+    /// Lets TxnOffsetCommit store offsets of `producer_id` / `producer_epoch` for `group`
+    /// if the group is part of the open transaction of `transactional_id` (added with
+    /// AddOffsetsToTxn), or refuses with Kafka's code. Hold the permit until the offsets
+    /// are written: EndTxn waits for it, so they can never land after the transaction's
+    /// marker (which would leave them pending for good). Lock order: this permit before
+    /// any group lock, as EndTxn takes the transaction's lock before completing groups.
+    pub async fn begin_group_commit(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         group: &str,
-    ) -> Code {
+    ) -> Result<AppendPermit, Code> {
+        if !self.config.partition_verification {
+            return Ok(AppendPermit { _guard: None });
+        }
         let Some(shared) = self.get(transactional_id) else {
-            return code(ResponseError::InvalidProducerIdMapping);
+            return Err(code(ResponseError::InvalidProducerIdMapping));
         };
-        let Ok(m) = shared.try_read() else {
-            return code(ResponseError::ConcurrentTransactions);
-        };
+        let m = shared.read_owned().await;
         if m.state == TxnState::Dead || m.producer_id != producer_id {
-            return code(ResponseError::InvalidProducerIdMapping);
+            return Err(code(ResponseError::InvalidProducerIdMapping));
         }
         if m.producer_epoch != producer_epoch {
-            return code(ResponseError::ProducerFenced);
+            return Err(code(ResponseError::ProducerFenced));
         }
         if m.state.is_prepare() {
-            return code(ResponseError::ConcurrentTransactions);
+            return Err(code(ResponseError::ConcurrentTransactions));
         }
         if m.state != TxnState::Ongoing || !m.groups.contains(group) {
-            return code(ResponseError::InvalidTxnState);
+            return Err(code(ResponseError::InvalidTxnState));
         }
-        0
+        Ok(AppendPermit { _guard: Some(m) })
     }
 
     /// DescribeTransactions for one id.
