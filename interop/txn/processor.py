@@ -6,9 +6,10 @@ It reads the input topic with a read_committed consumer assigned to every partit
 membership: the group id only names whose committed offsets the transactions write), and for
 each input record produces value + b":out" to the same partition of the output topic, with a
 header `txn` naming the transaction (`<instance>-<n>`: instance is random per process start).
-At most --batch records per transaction; the consumed positions go into the transaction with
+At most --batch records per transaction; then a flush (every record of the transaction is in
+the log, uncommitted, before it ends); the consumed positions go into the transaction with
 send_offsets_to_transaction, then commit_transaction. Every --abort-every-th transaction is
-aborted instead (after a flush, so all of its records reached the log): the processor then
+aborted instead (so all of its records are in the log too): the processor then
 reads the group's committed offsets back from the broker, checks they are the positions of
 its last commit, and re-assigns the input there, so the aborted input is processed again.
 
@@ -20,6 +21,8 @@ Events, one JSON line each on stdout:
     {"t": ms, "ev": "ready", "instance": id, "positions": {p: offset}, "ends": {p: offset}}
     {"t": ms, "ev": "begin", "txn": id}
     {"t": ms, "ev": "sent", "txn": id, "n": records produced so far in it, "delivered": n}
+    {"t": ms, "ev": "flushed", "txn": id, "n": n, "delivered": n}   all n acknowledged
+    {"t": ms, "ev": "stalled", "txn": id}     --stall-after-flush: waits for its SIGKILL
     {"t": ms, "ev": "committing", "txn": id, "n": n, "offsets": {p: offset}}
     {"t": ms, "ev": "committed", "txn": id, "n": n, "offsets": {p: offset}}
     {"t": ms, "ev": "aborting", "txn": id, "n": n}
@@ -27,13 +30,18 @@ Events, one JSON line each on stdout:
     {"t": ms, "ev": "error", "fatal": bool, "msg": text}
     {"t": ms, "ev": "done", "positions": {p: offset}}
 
+--stall-after-flush N makes the N-th transaction of this instance stop after its flush and
+wait to be killed, so the driver has a sure kill point with the transaction open and all its
+records in the log.
+
 Usage: processor.py --bootstrap H:P --input T --output T --group G --txn-id ID
-                    [--partitions 4] [--batch 500] [--abort-every 7]
+                    [--partitions 4] [--batch 500] [--abort-every 7] [--stall-after-flush N]
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -62,6 +70,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--abort-every", type=int, default=7)
+    ap.add_argument("--stall-after-flush", type=int, default=0)
     args = ap.parse_args()
     instance = os.urandom(4).hex()
 
@@ -147,10 +156,13 @@ def main():
             producer.poll(0)
             emit("sent", txn=txn, n=n, delivered=delivered[0])
         try:
+            producer.flush(60)
+            emit("flushed", txn=txn, n=n, delivered=delivered[0])
+            if txn_no == args.stall_after_flush:
+                emit("stalled", txn=txn)
+                while True:
+                    signal.pause()
             if txn_no % args.abort_every == 0:
-                # Flush first so every record of the aborted transaction is in the log: a
-                # read_uncommitted reader must then see all of them.
-                producer.flush(60)
                 emit("aborting", txn=txn, n=n)
                 producer.abort_transaction(60)
                 emit("aborted", txn=txn, n=n)
