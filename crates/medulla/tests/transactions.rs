@@ -3,7 +3,8 @@
 //! `transaction.max.timeout.ms`, the last stable offset (an open transaction holds
 //! read_committed readers at its first offset; ListOffsets and Fetch report it; aborted
 //! transactions are listed in read_committed fetches), InitProducerId's epochs, and the
-//! admin view of transactions (DescribeProducers, ListTransactions, DescribeTransactions).
+//! admin view of transactions (DescribeProducers, ListTransactions, DescribeTransactions), and
+//! an open transaction that survives a broker SIGKILL unchanged.
 //! Crash and restart scenarios with real clients are in `interop/txn/`.
 
 mod common;
@@ -590,4 +591,92 @@ fn an_open_transaction_shows_in_describe_producers_list_and_describe_transaction
         me.current_txn_start_offset, -1,
         "no open transaction after the commit: {me:?}"
     );
+}
+
+#[test]
+fn an_open_transaction_survives_a_broker_sigkill_and_commits_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &[]);
+    let topic = common::topic_name("survives");
+    create_topic(&broker, &topic, 2);
+    let txn_id = format!("survives-{}", std::process::id());
+    let p = txn_producer(&broker.addr, &txn_id, &[]);
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, "a", 5);
+    send(&p, &topic, 1, "b", 5);
+    let rt = rt();
+
+    // What the coordinator and the partitions say about the open transaction.
+    let view = |addr: &str| {
+        rt.block_on(async {
+            let mut c = Client::connect(addr).await.unwrap();
+            let d = c
+                .send(
+                    DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![TransactionalId(s(&txn_id))]),
+                )
+                .await
+                .unwrap();
+            let t = d.transaction_states[0].clone();
+            assert_eq!(t.error_code, 0, "{t:?}");
+            let mut parts: Vec<(String, Vec<i32>)> = t
+                .topics
+                .iter()
+                .map(|x| {
+                    let mut ps = x.partitions.clone();
+                    ps.sort();
+                    (x.topic.0.to_string(), ps)
+                })
+                .collect();
+            parts.sort();
+            let mut offsets = Vec::new();
+            for partition in 0..2 {
+                offsets.push((
+                    latest(&mut c, &topic, partition, READ_UNCOMMITTED).await,
+                    latest(&mut c, &topic, partition, READ_COMMITTED).await,
+                ));
+            }
+            (
+                t.transaction_state.to_string(),
+                t.producer_id,
+                t.producer_epoch,
+                t.transaction_start_time_ms,
+                parts,
+                offsets,
+            )
+        })
+    };
+    let before = view(&broker.addr);
+    assert_eq!(before.0, "Ongoing");
+    assert_eq!(
+        before.5,
+        vec![(5, 0), (5, 0)],
+        "(high watermark, LSO) per partition"
+    );
+    let addr = broker.addr.clone();
+    broker.kill9();
+
+    let broker = Medulla::start_on(dir.path(), &addr, &[]);
+    let after = view(&broker.addr);
+    assert_eq!(
+        after, before,
+        "the open transaction after a SIGKILL and restart (state, producer id, epoch, start time, partitions, offsets)"
+    );
+
+    // The same producer commits it over a new connection.
+    p.commit_transaction(TIMEOUT).unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&broker.addr).await.unwrap();
+        for partition in 0..2 {
+            assert_eq!(
+                latest(&mut c, &topic, partition, READ_COMMITTED).await,
+                6,
+                "LSO after the commit"
+            );
+        }
+    });
+    let (v, _) = read_to_end(&broker.addr, &topic, 0, "read_committed");
+    assert_eq!(v, tagged("a", 5));
+    let (v, _) = read_to_end(&broker.addr, &topic, 1, "read_committed");
+    assert_eq!(v, tagged("b", 5));
 }
