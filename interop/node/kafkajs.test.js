@@ -97,7 +97,7 @@ before(async () => {
   producer = kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
-    idempotent: false, // needs InitProducerId: not implemented in Medulla yet
+    idempotent: false, // plain producer; the transactions test covers the idempotent one
     maxInFlightRequests: 1, // per-partition order without idempotence
   })
   await producer.connect()

@@ -15,7 +15,8 @@ What it checks:
     commits C: a read_committed KafkaConsumer sees A and C only, a read_uncommitted one A, B
     and C; the group's committed offset is A's.
 
-No consumer group is used: Medulla does not implement groups yet.
+The record read-backs use no consumer group (assign + seek); test_transactions commits offsets
+for a group through the transactional producer.
 """
 
 import uuid
@@ -81,7 +82,7 @@ def expect_error(what, error_class, fn):
 def produce(bootstrap, topic, records, codec):
     """Sends every record (acks=all) and returns index -> (partition, offset).
     max_in_flight_requests_per_connection=1 keeps per-partition order without idempotence
-    (which needs InitProducerId, not implemented in Medulla yet)."""
+    (test_transactions covers the idempotent, transactional producer)."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
