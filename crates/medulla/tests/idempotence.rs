@@ -8,6 +8,9 @@
 //!
 //! The broker advertises the proxy's address (`--advertise`), so Metadata sends the
 //! client back through the proxy rather than around it.
+//!
+//! The same holds across broker crashes: SIGKILLed with requests in flight and restarted,
+//! the broker rebuilds its producer state from the log and de-duplicates the retries.
 
 mod common;
 
@@ -203,40 +206,9 @@ async fn fetch_all(addr: &str, topic: &str, partition: i32) -> (Vec<Record>, i64
     }
 }
 
-#[test]
-fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_once_in_order() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = std_listener.local_addr().unwrap().to_string();
-    std_listener.set_nonblocking(true).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Medulla::start(dir.path(), &["--advertise", &proxy_addr]);
-    let topic = common::topic_name("idempotence");
-    let (ok, _, err) = common::cli(&[
-        "topic",
-        "create",
-        &topic,
-        "--partitions",
-        &PARTITIONS.to_string(),
-        "--bootstrap",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
-
-    let stats = Arc::new(ProxyStats::default());
-    {
-        let _guard = rt.enter();
-        let listener = TcpListener::from_std(std_listener).unwrap();
-        rt.spawn(proxy(listener, broker.addr.clone(), seed, stats.clone()));
-    }
-
-    let reports = Arc::new(Reports::default());
-    let producer: BaseProducer<Ctx> = client_config(&proxy_addr)
+/// An idempotent producer (acks=all, retries) with quick reconnects, reporting to `reports`.
+fn idempotent_producer(bootstrap: &str, reports: &Arc<Reports>) -> BaseProducer<Ctx> {
+    client_config(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -247,91 +219,94 @@ fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_onc
         .set("retry.backoff.ms", "20")
         .set("retry.backoff.max.ms", "200")
         .create_with_context(Ctx(reports.clone()))
-        .expect("producer");
+        .expect("producer")
+}
 
-    let started = Instant::now();
-    let mut next_seq = [0u64; PARTITIONS as usize];
-    let mut sent = 0;
-    for i in 0..RECORDS_MAX {
-        if i >= RECORDS && i % 1000 == 0 && stats.cuts.load(Ordering::Relaxed) >= CUTS_MIN {
-            break;
-        }
-        sent += 1;
-        // At most WINDOW records wait for delivery, so production keeps pace with the
-        // connections that carry it (and the cut count with the records).
-        while sent - reports.delivered.load(Ordering::Relaxed) as usize > WINDOW {
-            producer.poll(Duration::from_millis(5));
-        }
-        let p = (i % PARTITIONS as usize) as i32;
-        let seq = next_seq[p as usize];
-        next_seq[p as usize] += 1;
-        let key = format!("key-{i}");
-        let value = seq.to_string();
-        let mut rec = BaseRecord::to(&topic)
-            .partition(p)
-            .key(&key)
-            .payload(&value);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((e, back)) => {
-                    assert!(
-                        matches!(
-                            e,
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull
-                            )
-                        ),
-                        "send failed: {e}"
-                    );
-                    rec = back;
-                    producer.poll(Duration::from_millis(10));
-                }
+/// Record `i` of a run: key `key-i`, to partition i mod PARTITIONS, whose value is its
+/// sequence number within that partition (i div PARTITIONS).
+fn send_record(producer: &BaseProducer<Ctx>, topic: &str, i: usize) {
+    let p = (i % PARTITIONS as usize) as i32;
+    let key = format!("key-{i}");
+    let value = (i / PARTITIONS as usize).to_string();
+    let mut rec = BaseRecord::to(topic).partition(p).key(&key).payload(&value);
+    loop {
+        match producer.send(rec) {
+            Ok(()) => break,
+            Err((e, back)) => {
+                assert!(
+                    matches!(
+                        e,
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull
+                        )
+                    ),
+                    "send failed: {e}"
+                );
+                rec = back;
+                producer.poll(Duration::from_millis(10));
             }
         }
-        producer.poll(Duration::ZERO);
     }
+    producer.poll(Duration::ZERO);
+}
+
+/// Keeps at most WINDOW of the `sent` records waiting for delivery, so production keeps
+/// pace with the connections that carry it.
+fn wait_for_window(producer: &BaseProducer<Ctx>, reports: &Reports, sent: usize) {
+    while sent - reports.delivered.load(Ordering::Relaxed) as usize > WINDOW {
+        producer.poll(Duration::from_millis(5));
+    }
+}
+
+/// Flushes, then fails the test on a fatal producer error, a failed delivery or a
+/// record never reported.
+fn flush_and_check(
+    producer: &BaseProducer<Ctx>,
+    reports: &Reports,
+    sent: usize,
+    summary: &dyn Fn() -> String,
+) {
     let flushed = producer.flush(Duration::from_secs(150));
     let fatal = producer.client().fatal_error();
     let failed = reports.failed.lock().unwrap().clone();
-    let cuts = stats.cuts.load(Ordering::Relaxed);
-    let summary = format!(
-        "seed {seed}: {} connections through the proxy, {cuts} cut ({} by byte budget); {sent} sent, {} delivered, {} failed, {:?} to produce and flush",
-        stats.connections.load(Ordering::Relaxed),
-        stats.cuts_by_bytes.load(Ordering::Relaxed),
-        reports.delivered.load(Ordering::Relaxed),
-        failed.len(),
-        started.elapsed(),
-    );
-    eprintln!("{summary}");
+    eprintln!("{}", summary());
     assert!(
         fatal.is_none(),
-        "fatal producer error: {fatal:?}; {summary}"
+        "fatal producer error: {fatal:?}; {}",
+        summary()
     );
     assert!(
         flushed.is_ok(),
-        "flush did not finish: {flushed:?}; {summary}"
+        "flush did not finish: {flushed:?}; {}",
+        summary()
     );
     assert!(
         failed.is_empty(),
-        "delivery failed: {:?}; {summary}",
-        &failed[..failed.len().min(5)]
+        "delivery failed: {:?}; {}",
+        &failed[..failed.len().min(5)],
+        summary()
     );
     assert_eq!(
         reports.delivered.load(Ordering::Relaxed),
         sent as u64,
-        "{summary}"
+        "{}",
+        summary()
     );
-    assert!(
-        cuts >= CUTS_MIN,
-        "the proxy cut only {cuts} connections (want ≥ {CUTS_MIN}): the test proved nothing; {summary}"
-    );
-    drop(producer);
+}
 
-    // Read back directly from the broker, not through the proxy.
+/// Reads `topic` back over a direct connection to `addr`: records 0..sent (see
+/// [`send_record`]) are each in the log exactly once, in order per partition, in batches
+/// that carry a producer id.
+fn check_exactly_once(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    topic: &str,
+    sent: usize,
+    summary: &str,
+) {
     for p in 0..PARTITIONS {
-        let (records, hwm) = rt.block_on(fetch_all(&broker.addr, &topic, p));
-        let want = next_seq[p as usize];
+        let (records, hwm) = rt.block_on(fetch_all(addr, topic, p));
+        let want = (sent + (PARTITIONS - 1 - p) as usize) / PARTITIONS as usize;
         let values: Vec<u64> = records
             .iter()
             .map(|r| {
@@ -341,7 +316,7 @@ fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_onc
                     .unwrap()
             })
             .collect();
-        let expected: Vec<u64> = (0..want).collect();
+        let expected: Vec<u64> = (0..want as u64).collect();
         if values != expected {
             let mut seen = std::collections::HashSet::new();
             let dups: Vec<u64> = values
@@ -363,8 +338,6 @@ fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_onc
                 &missing[..missing.len().min(5)],
             );
         }
-        // Every key is the one sent with that sequence number, and every batch carries a
-        // producer id (the batches are idempotent ones).
         for (seq, r) in records.iter().enumerate() {
             let key = format!("key-{}", seq * PARTITIONS as usize + p as usize);
             assert_eq!(
@@ -379,4 +352,115 @@ fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_onc
             );
         }
     }
+}
+
+fn create_topic(broker: &Medulla, prefix: &str) -> String {
+    let topic = common::topic_name(prefix);
+    let (ok, _, err) = common::cli(&[
+        "topic",
+        "create",
+        &topic,
+        "--partitions",
+        &PARTITIONS.to_string(),
+        "--bootstrap",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    topic
+}
+
+#[test]
+fn idempotent_producer_through_a_connection_cutting_proxy_writes_each_record_once_in_order() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = std_listener.local_addr().unwrap().to_string();
+    std_listener.set_nonblocking(true).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(dir.path(), &["--advertise", &proxy_addr]);
+    let topic = create_topic(&broker, "idempotence");
+    let stats = Arc::new(ProxyStats::default());
+    {
+        let _guard = rt.enter();
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        rt.spawn(proxy(listener, broker.addr.clone(), seed, stats.clone()));
+    }
+
+    let reports = Arc::new(Reports::default());
+    let producer = idempotent_producer(&proxy_addr, &reports);
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < RECORDS_MAX {
+        if sent >= RECORDS && sent % 1000 == 0 && stats.cuts.load(Ordering::Relaxed) >= CUTS_MIN {
+            break;
+        }
+        wait_for_window(&producer, &reports, sent);
+        send_record(&producer, &topic, sent);
+        sent += 1;
+    }
+    let summary = || {
+        format!(
+            "seed {seed}: {} connections through the proxy, {} cut ({} by byte budget); {sent} sent, {} delivered, {} failed, {:?} to produce and flush",
+            stats.connections.load(Ordering::Relaxed),
+            stats.cuts.load(Ordering::Relaxed),
+            stats.cuts_by_bytes.load(Ordering::Relaxed),
+            reports.delivered.load(Ordering::Relaxed),
+            reports.failed.lock().unwrap().len(),
+            started.elapsed(),
+        )
+    };
+    flush_and_check(&producer, &reports, sent, &summary);
+    let cuts = stats.cuts.load(Ordering::Relaxed);
+    assert!(
+        cuts >= CUTS_MIN,
+        "the proxy cut only {cuts} connections (want ≥ {CUTS_MIN}): the test proved nothing; {}",
+        summary()
+    );
+    drop(producer);
+    // Read back directly from the broker, not through the proxy.
+    check_exactly_once(&rt, &broker.addr, &topic, sent, &summary());
+}
+
+/// The broker is SIGKILLed twice while the producer has requests in flight, and restarted
+/// on the same port and data dir: batches appended before a kill whose acknowledgement was
+/// lost are retried with the same producer id and sequence numbers, and the restarted
+/// broker, its producer state rebuilt from the log, must recognise them as duplicates.
+#[test]
+fn idempotent_producer_writes_each_record_once_across_broker_sigkills() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Medulla::start(dir.path(), &[]);
+    let addr = broker.addr.clone();
+    let topic = create_topic(&broker, "idempotence-kill");
+    let reports = Arc::new(Reports::default());
+    let producer = idempotent_producer(&addr, &reports);
+    let kill_at = [RECORDS / 3, 2 * RECORDS / 3];
+    let mut in_flight_at_kill = Vec::new();
+    let mut sent = 0;
+    while sent < RECORDS {
+        if kill_at.contains(&sent) {
+            // Kill with a full window of records waiting for their acknowledgement.
+            let delivered = reports.delivered.load(Ordering::Relaxed) as usize;
+            in_flight_at_kill.push(sent - delivered);
+            broker.kill9();
+            broker = Medulla::start_on(dir.path(), &addr, &[]);
+        }
+        wait_for_window(&producer, &reports, sent);
+        send_record(&producer, &topic, sent);
+        sent += 1;
+    }
+    let summary = || {
+        format!(
+            "{sent} sent, {} delivered, {} failed; records awaiting acknowledgement at the kills: {in_flight_at_kill:?}",
+            reports.delivered.load(Ordering::Relaxed),
+            reports.failed.lock().unwrap().len(),
+        )
+    };
+    flush_and_check(&producer, &reports, sent, &summary);
+    drop(producer);
+    check_exactly_once(&rt, &addr, &topic, sent, &summary());
 }
