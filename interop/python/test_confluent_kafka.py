@@ -100,15 +100,15 @@ def expect_kafka_error(what, code, fn):
 
 
 def produce(bootstrap, topic, records, codec, extra=None):
-    """Produces records (acks=all), returns index -> (partition, offset) from the delivery
-    reports; fails on any delivery error. max.in.flight=1: without idempotence (which needs
-    InitProducerId, not implemented yet) it is what guarantees per-partition order."""
+    """Produces records (acks=all) with an idempotent producer (five requests in flight,
+    order kept by the broker's sequence checks), returns index -> (partition, offset) from
+    the delivery reports; fails on any delivery error."""
     conf = {
         "bootstrap.servers": bootstrap,
         "acks": "all",
         "compression.type": codec,
-        "enable.idempotence": False,
-        "max.in.flight.requests.per.connection": 1,
+        "enable.idempotence": True,
+        "max.in.flight.requests.per.connection": 5,
         "linger.ms": 5,
     }
     conf.update(extra or {})
