@@ -22,6 +22,7 @@ pub mod fds;
 pub mod frame;
 pub mod groups;
 pub mod handlers;
+mod internal_topics;
 pub mod limits;
 pub mod server;
 pub mod txn;

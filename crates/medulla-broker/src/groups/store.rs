@@ -37,13 +37,11 @@
 //! pending). Memory and a compacted log then agree, because a committed transaction's
 //! offset replaces the current one only if its record is later (`offsets.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use medulla_log::{AppendInfo, AppendOrigin, LogError, LogManager, TxnMarker};
 
 use super::offsets::{Offsets, Stored};
@@ -570,22 +568,12 @@ impl GroupStore {
     }
 
     fn ensure_topic(&self) -> Result<(), LogError> {
-        if self.log.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        // The same guard as any topic creation: never run out of descriptors half-way.
-        crate::fds::check_room(u64::from(self.partitions)).map_err(io_error)?;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_owned(), "compact".to_owned()),
-            ("segment.bytes".to_owned(), self.segment_bytes.to_string()),
-        ]);
-        match self
-            .log
-            .create_topic(OFFSETS_TOPIC, self.partitions, &configs, false)
-        {
-            Ok(_) | Err(LogError::TopicAlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::internal_topics::ensure_compacted(
+            &self.log,
+            OFFSETS_TOPIC,
+            self.partitions,
+            self.segment_bytes,
+        )
     }
 
     /// The `__consumer_offsets` partition of `group`, created with the topic if needed.
@@ -618,38 +606,7 @@ impl GroupStore {
             return Ok(None);
         }
         let log = self.partition_log(group)?;
-        let (producer_id, producer_epoch) = txn.unwrap_or((-1, -1));
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: txn.is_some(),
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id,
-                producer_epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // One batch with base sequence -1 (the coordinator writes no sequences):
-                // the encoder splits whenever offset - sequence changes.
-                sequence: i as i32 - 1,
-                timestamp: timestamp_ms,
-                key: Some(key.clone()),
-                value: value.clone(),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| io_error(format!("encoding group log records: {e}")))?;
+        let batch = crate::internal_topics::encode_batch(records, timestamp_ms, txn)?;
         // The coordinator's own writes: no sequence checks, but a transactional batch
         // opens (or extends) the producer's transaction on this partition, and an epoch
         // older than the partition's refuses it (a fenced producer).
@@ -952,16 +909,7 @@ mod tests {
         assert_eq!(store.take_loaded_groups()["g"].generation, 3);
     }
 
-    fn open_log(dir: &std::path::Path) -> Arc<LogManager> {
-        use medulla_log::{FsyncPolicy, LogManagerOptions, SystemClock};
-        LogManager::open(LogManagerOptions {
-            data_dir: dir.to_owned(),
-            fsync: FsyncPolicy::Never,
-            broker_defaults: Default::default(),
-            clock: Arc::new(SystemClock),
-        })
-        .unwrap()
-    }
+    use crate::internal_topics::open_test_log as open_log;
 
     fn at(offset: i64) -> Vec<(String, i32, Committed)> {
         let c = Committed {
@@ -1073,11 +1021,12 @@ mod tests {
         assert!(log.clean_now(&CleanerConfig::default()).unwrap() > 0);
         assert!(p.size_bytes() < before, "the group log was compacted");
         let mut first = p.read(p.log_start_offset(), 1 << 20, true).unwrap();
-        let first: Vec<Record> = RecordBatchDecoder::decode_all(&mut first)
-            .unwrap()
-            .into_iter()
-            .flat_map(|set| set.records)
-            .collect();
+        let first: Vec<kafka_protocol::records::Record> =
+            RecordBatchDecoder::decode_all(&mut first)
+                .unwrap()
+                .into_iter()
+                .flat_map(|set| set.records)
+                .collect();
         assert!(
             first.iter().all(|r| r.control || r.producer_id != 1),
             "the aborted record was cleaned away"

@@ -674,7 +674,6 @@ mod tests {
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
         TimestampType,
     };
-    use medulla_log::{FsyncPolicy, LogManagerOptions, SystemClock};
 
     use super::*;
     use crate::groups::classic::GroupConfig;
@@ -698,15 +697,7 @@ mod tests {
         txn: TxnCoordinator,
     }
 
-    fn open_log(dir: &std::path::Path) -> Arc<LogManager> {
-        LogManager::open(LogManagerOptions {
-            data_dir: dir.to_owned(),
-            fsync: FsyncPolicy::Never,
-            broker_defaults: Default::default(),
-            clock: Arc::new(SystemClock),
-        })
-        .unwrap()
-    }
+    use crate::internal_topics::open_test_log as open_log;
 
     fn fixture(dir: &std::path::Path, log: Arc<LogManager>, now_ms: i64) -> Fixture {
         let groups = Arc::new(GroupCoordinator::open(

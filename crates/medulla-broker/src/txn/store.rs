@@ -8,13 +8,10 @@
 //! expired id. The topic is created on the first write, `cleanup.policy=compact` with
 //! `transaction.state.log.segment.bytes` segments, so the cleaner compacts it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 use medulla_log::{LogError, LogManager};
 
 use super::record;
@@ -34,10 +31,6 @@ pub struct TxnStore {
     segment_bytes: u64,
     /// Serialises the topic's creation.
     create: Mutex<()>,
-}
-
-fn io_error(message: String) -> LogError {
-    LogError::Io(std::io::Error::other(message))
 }
 
 impl TxnStore {
@@ -159,21 +152,12 @@ impl TxnStore {
             return Ok(());
         }
         let _create = self.create.lock().unwrap_or_else(|p| p.into_inner());
-        if self.log.topic(TRANSACTION_TOPIC).is_some() {
-            return Ok(());
-        }
-        crate::fds::check_room(u64::from(self.partitions)).map_err(io_error)?;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_owned(), "compact".to_owned()),
-            ("segment.bytes".to_owned(), self.segment_bytes.to_string()),
-        ]);
-        match self
-            .log
-            .create_topic(TRANSACTION_TOPIC, self.partitions, &configs, false)
-        {
-            Ok(_) | Err(LogError::TopicAlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::internal_topics::ensure_compacted(
+            &self.log,
+            TRANSACTION_TOPIC,
+            self.partitions,
+            self.segment_bytes,
+        )
     }
 
     /// Durably records `metadata` for `transactional_id` (`None`: the id's tombstone):
@@ -193,31 +177,14 @@ impl TxnStore {
                 topic: TRANSACTION_TOPIC.to_owned(),
                 partition,
             })?;
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(record::encode_key(transactional_id)),
-            value: metadata.map(record::encode_value),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            std::slice::from_ref(&record),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| io_error(format!("encoding a transaction log record: {e}")))?;
+        let batch = crate::internal_topics::encode_batch(
+            &[(
+                record::encode_key(transactional_id),
+                metadata.map(record::encode_value),
+            )],
+            now_ms,
+            None,
+        )?;
         let info = log.append(&batch)?;
         // Every writer's fsync waits in the partition's group commit, not behind a lock.
         log.sync_to(info.last_offset + 1)
@@ -228,17 +195,8 @@ impl TxnStore {
 mod tests {
     use super::*;
     use crate::txn::state::TxnState;
-    use medulla_log::{FsyncPolicy, LogManagerOptions, SystemClock};
 
-    fn open_log(dir: &std::path::Path) -> Arc<LogManager> {
-        LogManager::open(LogManagerOptions {
-            data_dir: dir.to_owned(),
-            fsync: FsyncPolicy::Never,
-            broker_defaults: Default::default(),
-            clock: Arc::new(SystemClock),
-        })
-        .unwrap()
-    }
+    use crate::internal_topics::open_test_log as open_log;
 
     #[test]
     fn the_latest_record_of_each_id_is_loaded_and_tombstones_remove() {
@@ -288,29 +246,13 @@ mod tests {
             (&b"\x00\x09junk"[..], &b"\x00\x00"[..]),
             (&record::encode_key("bad")[..], &b"\x00\x07\x01"[..]),
         ] {
-            let record = Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: 0,
-                sequence: -1,
-                timestamp: 1,
-                key: Some(bytes::Bytes::copy_from_slice(key)),
-                value: Some(bytes::Bytes::copy_from_slice(value)),
-                headers: Default::default(),
-                delete_horizon: false,
-            };
-            let mut batch = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut batch,
-                std::slice::from_ref(&record),
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
+            let batch = crate::internal_topics::encode_batch(
+                &[(
+                    bytes::Bytes::copy_from_slice(key),
+                    Some(bytes::Bytes::copy_from_slice(value)),
+                )],
+                1,
+                None,
             )
             .unwrap();
             p.append(&batch).unwrap();
