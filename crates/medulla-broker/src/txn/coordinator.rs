@@ -256,14 +256,10 @@ impl TxnCoordinator {
         partitions: &[TopicPartition],
         groups: &[String],
     ) -> Code {
-        if id.is_empty() {
-            return code(ResponseError::InvalidRequest);
-        }
-        let Some(shared) = self.get(id) else {
-            return code(ResponseError::InvalidProducerIdMapping);
+        let mut m = match self.lock_for_change(id).await {
+            Ok(m) => m,
+            Err(c) => return c,
         };
-        let mut m = shared.write_owned().await;
-        self.complete_if_prepared(id, &mut m).await;
         let now_ms = self.clock.now_ms();
         match m.add(producer_id, producer_epoch, partitions, groups, now_ms) {
             Err(c) => c,
@@ -337,14 +333,10 @@ impl TxnCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> Code {
-        if id.is_empty() {
-            return code(ResponseError::InvalidRequest);
-        }
-        let Some(shared) = self.get(id) else {
-            return code(ResponseError::InvalidProducerIdMapping);
+        let mut m = match self.lock_for_change(id).await {
+            Ok(m) => m,
+            Err(c) => return c,
         };
-        let mut m = shared.write_owned().await;
-        self.complete_if_prepared(id, &mut m).await;
         let now_ms = self.clock.now_ms();
         match m.end(producer_id, producer_epoch, commit, now_ms) {
             Err(c) => c,
@@ -411,6 +403,20 @@ impl TxnCoordinator {
 
     /// Completes a transaction left prepared by a failure or a crash, before anything
     /// else touches it. Failure leaves it prepared (the caller answers accordingly).
+    /// The metadata of a known `id`, locked for a change, with a transaction left
+    /// prepared by an earlier failure completed first.
+    async fn lock_for_change(&self, id: &str) -> Result<OwnedRwLockWriteGuard<TxnMetadata>, Code> {
+        if id.is_empty() {
+            return Err(code(ResponseError::InvalidRequest));
+        }
+        let Some(shared) = self.get(id) else {
+            return Err(code(ResponseError::InvalidProducerIdMapping));
+        };
+        let mut m = shared.write_owned().await;
+        self.complete_if_prepared(id, &mut m).await;
+        Ok(m)
+    }
+
     async fn complete_if_prepared(&self, id: &str, m: &mut OwnedRwLockWriteGuard<TxnMetadata>) {
         if m.state.is_prepare() {
             let _ = self.complete(id, m).await;
