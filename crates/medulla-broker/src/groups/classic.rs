@@ -1108,19 +1108,14 @@ impl Group {
         generation: i32,
         now: Now,
     ) -> Result<(), i16> {
-        if self.state == State::Dead {
-            return Err(code(ResponseError::CoordinatorNotAvailable));
-        }
+        // The member and generation, as for a transactional commit; then the state.
+        self.validate_txn_commit(member_id, instance_id, generation)?;
         if generation < 0 && self.state == State::Empty {
             // An admin client, or a consumer without group management.
             return Ok(());
         }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            self.validate_member(member_id, instance_id)?;
-            if generation != self.generation {
-                return Err(code(ResponseError::IllegalGeneration));
-            }
-        } else if self.state != State::Empty {
+        let member_given = generation >= 0 || !member_id.is_empty() || instance_id.is_some();
+        if !member_given && self.state != State::Empty {
             return Err(code(ResponseError::UnknownMemberId));
         }
         if self.state == State::CompletingRebalance {

@@ -95,6 +95,31 @@ pub fn find_coordinator(
     }
 }
 
+/// What OffsetCommit and TxnOffsetCommit decide about one partition before the group
+/// sees it: UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, or the offset to store.
+fn commit_verdict(
+    topic: Option<&medulla_log::TopicMeta>,
+    partition: i32,
+    (offset, leader_epoch): (i64, i32),
+    metadata: Option<&str>,
+    metadata_max: usize,
+    now_ms: i64,
+) -> Result<Committed, i16> {
+    if !topic.is_some_and(|m| partition >= 0 && (partition as u32) < m.partitions) {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    }
+    let metadata = metadata.unwrap_or("");
+    if metadata.len() > metadata_max {
+        return Err(ResponseError::OffsetMetadataTooLarge.code());
+    }
+    Ok(Committed {
+        offset,
+        leader_epoch,
+        metadata: metadata.to_owned(),
+        commit_timestamp_ms: now_ms,
+    })
+}
+
 /// Answers OffsetCommit.
 pub async fn offset_commit(
     broker: &Broker,
@@ -111,25 +136,20 @@ pub async fn offset_commit(
         let topic = broker.log().topic(&t.name.0);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_owned();
-            let code = if !topic.as_ref().is_some_and(|m| {
-                p.partition_index >= 0 && (p.partition_index as u32) < m.partitions
-            }) {
-                Some(ResponseError::UnknownTopicOrPartition.code())
-            } else if metadata.len() > metadata_max {
-                Some(ResponseError::OffsetMetadataTooLarge.code())
-            } else {
-                commits.push((
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                    },
-                ));
-                None
+            let verdict = commit_verdict(
+                topic.as_ref(),
+                p.partition_index,
+                (p.committed_offset, p.committed_leader_epoch),
+                p.committed_metadata.as_deref(),
+                metadata_max,
+                now_ms,
+            );
+            let code = match verdict {
+                Ok(committed) => {
+                    commits.push((t.name.0.to_string(), p.partition_index, committed));
+                    None
+                }
+                Err(code) => Some(code),
             };
             parts.push((p.partition_index, code));
         }
@@ -202,25 +222,23 @@ pub async fn txn_offset_commit(
             let exists = topic.as_ref().is_some_and(|m| {
                 p.partition_index >= 0 && (p.partition_index as u32) < m.partitions
             });
-            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_owned();
-            let code = if !exists {
-                Some(ResponseError::UnknownTopicOrPartition.code())
-            } else if metadata.len() > metadata_max {
+            if exists {
                 known += 1;
-                Some(ResponseError::OffsetMetadataTooLarge.code())
-            } else {
-                known += 1;
-                commits.push((
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                    },
-                ));
-                None
+            }
+            let verdict = commit_verdict(
+                topic.as_ref(),
+                p.partition_index,
+                (p.committed_offset, p.committed_leader_epoch),
+                p.committed_metadata.as_deref(),
+                metadata_max,
+                now_ms,
+            );
+            let code = match verdict {
+                Ok(committed) => {
+                    commits.push((t.name.0.to_string(), p.partition_index, committed));
+                    None
+                }
+                Err(code) => Some(code),
             };
             parts.push((p.partition_index, exists, code));
         }
