@@ -59,11 +59,8 @@ class Broker:
                 argv += ["--override", f"medulla.log.fsync.policy={self.fsync}"]
             return argv
         url = f"tcp://{self.bootstrap}"
-        engine = (
-            "memory://tansu/"
-            if self.kind == "tansu-memory"
-            else f"sqlite://{os.path.join(self.data, 'tansu.db')}"
-        )
+        # Tansu reads sqlite://PATH as relative to its working directory (the data dir).
+        engine = "memory://tansu/" if self.kind == "tansu-memory" else "sqlite://tansu.db"
         return [
             self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
             "--storage-engine", engine,
@@ -79,7 +76,8 @@ class Broker:
         env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_BROKER_LOG", "warn"))
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            procs.pinned(self.argv(), self.cpu), stdout=log, stderr=subprocess.STDOUT, env=env
+            procs.pinned(self.argv(), self.cpu), stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=self.data,
         )
         log.close()
         procs.wait_for(

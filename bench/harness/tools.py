@@ -190,22 +190,25 @@ class Tools:
         )
         try:
             # iperf3 takes any connection for a test client, so no probe by connecting:
-            # the client is retried until the server listens.
+            # the client is retried until the server listens (iperf3 3.12 may exit 0
+            # with only an "error" in its JSON).
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    out = procs.run(
+                    result = json.loads(procs.run(
                         ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
                         self._log("iperf3"), seconds + 60, cpu=self.client_cpu,
-                    )
-                    break
-                except HarnessError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise
-                    time.sleep(0.1)
+                    ))
+                    if "error" not in result:
+                        break
+                    error = result["error"]
+                except (HarnessError, ValueError) as e:
+                    error = str(e)
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise HarnessError(f"iperf3: {error}")
+                time.sleep(0.1)
         finally:
             procs.stop(server)
-        result = json.loads(out)
         return {"mb_per_s": result["end"]["sum_received"]["bits_per_second"] / 8 / 1e6}
 
 
