@@ -63,6 +63,8 @@ def parse_args():
     p.add_argument("--brokers", default="", help="brokers to run (default: all available)")
     p.add_argument("--runs", type=int, help="runs per figure (default 1 quick, 3 otherwise)")
     p.add_argument("--out", help="results directory (default bench/results/<stamp>)")
+    p.add_argument("--no-prewarm", action="store_true",
+                   help="skip pre-touching memory (quicker iterations; figures less comparable)")
     p.add_argument("--rdkafka-build", required=True)
     p.add_argument("--medulla", required=True)
     p.add_argument("--probe", required=True)
@@ -166,7 +168,7 @@ def main():
             entry["error"] = error
         results["workloads"].setdefault(section, {})[who] = entry
 
-    if args.mode != "quick":
+    if args.mode != "quick" and not args.no_prewarm:
         say("pre-touching free memory (see prewarm())")
         attempt("prewarm", lambda: prewarm(results))
     say("limits: fio sequential write, fio fdatasync latency, iperf3 loopback")
