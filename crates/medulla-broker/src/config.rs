@@ -610,6 +610,10 @@ pub struct BrokerConfig {
     pub cleaner: CleanerConfig,
     /// Topic-config defaults derived from the `log.*` keys.
     pub topic_defaults: BTreeMap<String, String>,
+    /// Plaintext connections send fetched records from their segment files with
+    /// sendfile(2) (true, the default). No key sets it: false is the copying path TLS
+    /// connections must take, and lets tests run that path on plaintext.
+    pub zero_copy: bool,
 }
 
 impl BrokerConfig {
@@ -946,6 +950,7 @@ impl BrokerConfig {
                 fsync,
                 cleaner,
                 topic_defaults,
+                zero_copy: true,
             },
             warnings,
         ))

@@ -5,31 +5,54 @@
 //! replies (`medulla.connection.inflight.max`): when it is full the reader stops
 //! reading, which pushes back on the client through TCP. A malformed or oversized frame
 //! ends this connection only, with a log line.
+//!
+//! A Fetch reply is a list of chunks ([`Chunk`]): encoded bytes, written as they are,
+//! and ranges of segment files. On a zero-copy connection (plaintext TCP) a file range
+//! goes from the page cache to the socket with sendfile(2), driven by the socket's
+//! readiness; otherwise (a transport that must see the bytes, such as TLS) it is read
+//! into memory on a blocking thread and written like the rest.
 
+use std::io;
 use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
+use medulla_log::FileSlice;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
-use crate::frame::{self, Decoded};
-use crate::handlers::{self, Reply, api_versions};
+use crate::frame::{self, Chunk, Decoded};
+use crate::handlers::{self, Reply, Response, api_versions};
 
-/// A reply slot in the write queue: ready bytes, or a task computing them. A Fetch reply
-/// carries the connection's fetch permit until it is written.
+/// A reply slot in the write queue: ready bytes, or a task computing the reply's chunks.
+/// A Fetch reply carries the connection's fetch permit until it is written.
 enum Slot {
     Ready(bytes::Bytes),
-    Pending(JoinHandle<Option<(bytes::Bytes, Option<OwnedSemaphorePermit>)>>),
+    Pending(JoinHandle<Option<(Vec<Chunk>, Option<OwnedSemaphorePermit>)>>),
+}
+
+/// Why a reply could not be written. Either way the connection closes: a client whose
+/// frame stopped short cannot find the next one.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The socket failed, usually because the client went away.
+    #[error("write failed: {0}")]
+    Socket(io::Error),
+    /// The records of a file range could not be read or sent.
+    #[error("cannot send records: {0}")]
+    File(String),
 }
 
 /// Serves `stream` until the client leaves, a frame is bad, or the broker shuts down.
-pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
+/// With `zero_copy`, fetched records go from their segment files to the socket with
+/// sendfile(2); without, they are copied through memory (what TLS needs).
+pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, zero_copy: bool) {
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Slot>(broker.config().inflight_per_connection_max);
@@ -41,10 +64,14 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
     // aborting the task at shutdown stops both halves.
     let write_half = async move {
         while let Some(slot) = rx.recv().await {
-            let (bytes, _permit) = match slot {
-                Slot::Ready(b) => (b, None),
+            let written = match slot {
+                Slot::Ready(b) => writer.write_all(&b).await.map_err(WriteError::Socket),
                 Slot::Pending(handle) => match handle.await {
-                    Ok(Some(reply)) => reply,
+                    Ok(Some((chunks, permit))) => {
+                        let written = write_chunks(&mut writer, &chunks, zero_copy).await;
+                        drop(permit);
+                        written
+                    }
                     // A reply that cannot be produced would desynchronise the client's
                     // correlation ids: close instead (the cause is already logged).
                     Ok(None) => return,
@@ -54,15 +81,91 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr) {
                     }
                 },
             };
-            if let Err(e) = writer.write_all(&bytes).await {
-                tracing::debug!(%peer, error = %e, "write failed");
-                return;
+            match written {
+                Ok(()) => {}
+                Err(WriteError::Socket(e)) => {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+                Err(e @ WriteError::File(_)) => {
+                    tracing::error!(%peer, error = %e, "closing connection");
+                    return;
+                }
             }
         }
         let _ = writer.shutdown().await;
     };
     let read_half = read_requests(broker, reader, tx, fetch_gate, peer);
     tokio::join!(read_half, write_half);
+}
+
+/// Writes one reply's chunks in order.
+async fn write_chunks(
+    writer: &mut OwnedWriteHalf,
+    chunks: &[Chunk],
+    zero_copy: bool,
+) -> Result<(), WriteError> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(b) => writer.write_all(b).await.map_err(WriteError::Socket)?,
+            Chunk::File(slice) if zero_copy => send_file(writer.as_ref(), slice).await?,
+            Chunk::File(slice) => {
+                // Segment reads are blocking file I/O: keep them off the async workers.
+                let slice = slice.clone();
+                let bytes = match tokio::task::spawn_blocking(move || slice.read_to_bytes()).await {
+                    Ok(Ok(bytes)) => bytes,
+                    Ok(Err(e)) => return Err(WriteError::File(e.to_string())),
+                    Err(e) => return Err(WriteError::File(format!("read task failed: {e}"))),
+                };
+                writer.write_all(&bytes).await.map_err(WriteError::Socket)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `slice` from its file to `stream` with sendfile(2), as the socket has room.
+async fn send_file(stream: &TcpStream, slice: &FileSlice) -> Result<(), WriteError> {
+    let mut position = slice.position();
+    let end = position + slice.len_bytes() as u64;
+    while position < end {
+        stream.writable().await.map_err(WriteError::Socket)?;
+        let count = usize::try_from(end - position).unwrap_or(usize::MAX);
+        // The kernel moves `position` past what it sent.
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, slice.file(), Some(&mut position), count)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            // The file ends before the range does: the frame can never be completed.
+            Ok(0) => {
+                return Err(WriteError::File(format!(
+                    "segment file ended at {position}, inside a range that ends at {end}"
+                )));
+            }
+            Ok(_) => {}
+            // The socket is full (readiness is cleared; wait again), or a signal.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) if is_disconnect(&e) => return Err(WriteError::Socket(e)),
+            Err(e) => return Err(WriteError::File(format!("sendfile: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The peer went away (as opposed to a failure on the file side of sendfile).
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+    )
 }
 
 /// Reads frames and runs each request's first phase, in order, queueing the replies.
@@ -133,7 +236,7 @@ async fn read_requests(
                                 };
                                 let response = pending.await;
                                 encode_or_log(api, version, correlation_id, response, peer)
-                                    .map(|b| (b, permit))
+                                    .map(|chunks| (chunks, permit))
                             }))
                         }
                     }
@@ -175,14 +278,135 @@ fn encode_or_log(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
-    response: kafka_protocol::messages::ResponseKind,
+    response: Response,
     peer: SocketAddr,
-) -> Option<bytes::Bytes> {
-    match frame::encode_response(api, version, correlation_id, response) {
-        Ok(b) => Some(b),
+) -> Option<Vec<Chunk>> {
+    match frame::encode_response_chunked(
+        api,
+        version,
+        correlation_id,
+        response.body,
+        response.files,
+    ) {
+        Ok(chunks) => Some(chunks),
         Err(e) => {
             tracing::error!(%peer, ?api, version, error = %e, "cannot encode response");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::internal_topics::{encode_batch, open_test_log};
+
+    /// A log of about 3 MiB in one partition, and its slices: more than a socket buffer
+    /// holds, so writes stop part-way and wait for the reader.
+    fn slices(dir: &std::path::Path) -> (Arc<medulla_log::LogManager>, Vec<FileSlice>) {
+        let log = open_test_log(dir);
+        log.create_topic("t", 1, &BTreeMap::new(), false).unwrap();
+        let part = log.partition("t", 0).unwrap();
+        // Timestamps of now: older ones would roll a segment per batch (segment.ms).
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        for b in 0..24u8 {
+            let records: Vec<_> = (0..32u8)
+                .map(|i| {
+                    let value = vec![b.wrapping_mul(31).wrapping_add(i); 4000];
+                    (Bytes::from(vec![b, i]), Some(Bytes::from(value)))
+                })
+                .collect();
+            part.append(&encode_batch(&records, now_ms, None).unwrap())
+                .unwrap();
+        }
+        let first = part.read_slice(0, 2 << 20, true, None).unwrap().unwrap();
+        let rest = part
+            .read_slice(first.next_offset(), 8 << 20, true, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rest.next_offset(), part.log_end_offset());
+        (log, vec![first, rest])
+    }
+
+    /// A connected pair: the server's write half and a task reading the client side to
+    /// its end.
+    async fn pair() -> (OwnedWriteHalf, JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (_, writer) = server.into_split();
+        (writer, reading)
+    }
+
+    #[tokio::test]
+    async fn file_ranges_arrive_whole_with_sendfile_and_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, files) = slices(dir.path());
+        let chunks = vec![
+            Chunk::Bytes(Bytes::from_static(b"head")),
+            Chunk::File(files[0].clone()),
+            Chunk::Bytes(Bytes::from_static(b"middle")),
+            Chunk::File(files[1].clone()),
+            Chunk::Bytes(Bytes::from_static(b"tail")),
+        ];
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&files[0].read_to_bytes().unwrap());
+        expected.extend_from_slice(b"middle");
+        expected.extend_from_slice(&files[1].read_to_bytes().unwrap());
+        expected.extend_from_slice(b"tail");
+        assert!(expected.len() > 3_000_000);
+        for zero_copy in [true, false] {
+            let (mut writer, reading) = pair().await;
+            write_chunks(&mut writer, &chunks, zero_copy).await.unwrap();
+            drop(writer);
+            let got = reading.await.unwrap();
+            assert_eq!(got.len(), expected.len(), "zero_copy {zero_copy}");
+            assert!(got == expected, "zero_copy {zero_copy}: bytes differ");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_that_ends_inside_its_range_fails_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, files) = slices(dir.path());
+        // Nothing in the log shrinks a segment under a reader; do it behind its back.
+        let segment = std::fs::read_dir(dir.path().join("topics").join("t").join("0"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "log"))
+            .unwrap();
+        let end = files[1].position() + files[1].len_bytes() as u64;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap()
+            .set_len(end - 1000)
+            .unwrap();
+        for zero_copy in [true, false] {
+            let (mut writer, reading) = pair().await;
+            let chunks = [Chunk::File(files[1].clone())];
+            let error = write_chunks(&mut writer, &chunks, zero_copy)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, WriteError::File(_)), "{error:?}");
+            drop(writer);
+            let got = reading.await.unwrap();
+            assert!(got.len() < files[1].len_bytes(), "zero_copy {zero_copy}");
         }
     }
 }

@@ -5,12 +5,17 @@
 //! says cheaply whether a buffer holds a whole frame (and refuses oversized sizes before
 //! anything is allocated); [`decode_request`] turns one frame into a typed request.
 //! Everything here is a plain function so tests and the fuzz target call it directly.
+//! [`encode_response_chunked`] encodes a Fetch response whose records stay in their
+//! segment files (see `chunked.rs`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::handlers::api_versions;
+
+mod chunked;
+pub use chunked::{Chunk, ChunkedBuf, FileParts, encode_response_chunked};
 
 /// Why a frame cannot be served. Each variant closes the connection, except where the
 /// connection layer answers first (see [`Decoded::UnsupportedApiVersions`]).

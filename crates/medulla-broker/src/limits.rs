@@ -23,6 +23,11 @@ pub const FETCH_WAIT_MS_MAX: u64 = 5 * 60 * 1000;
 /// client reads it, so this bounds a connection's fetch memory (one Fetch at a time).
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
 
+/// Record bytes one response can send straight from segment files (sendfile): the most
+/// a Fetch asks for, plus a first batch beyond it (KIP-74) of up to 64 MiB. This much
+/// address space is set aside once and never touched; record bytes past it are copied.
+pub const ZERO_COPY_RESPONSE_BYTES_MAX: usize = FETCH_RESPONSE_BYTES_MAX + 64 * 1024 * 1024;
+
 /// Topics one CreateTopics / DeleteTopics / CreatePartitions request may name.
 pub const ADMIN_TOPICS_PER_REQUEST_MAX: usize = 10_000;
 

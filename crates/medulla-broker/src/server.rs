@@ -32,8 +32,10 @@ pub async fn run(broker: Broker, listener: TcpListener, mut shutdown: watch::Rec
             Ok((stream, peer)) => {
                 backoff_ms = 1;
                 let broker = broker.clone();
+                // Plaintext TCP, the only listener there is, sends records from files.
+                let zero_copy = broker.config().zero_copy;
                 tasks.spawn(async move {
-                    connection::serve(broker, stream, peer).await;
+                    connection::serve(broker, stream, peer, zero_copy).await;
                     drop(permit);
                 });
             }

@@ -276,26 +276,34 @@ pub(crate) struct DiskIndex<E: Entry> {
 }
 
 impl<E: Entry> DiskIndex<E> {
-    fn entry(&self, i: usize) -> io::Result<E> {
+    /// Entry `i` (`i < len`).
+    pub fn entry(&self, i: usize) -> io::Result<E> {
+        debug_assert!(i < self.len, "entry {i} of {}", self.len);
         let mut buf = [0u8; 16];
         let buf = &mut buf[..E::BYTES];
         self.file.read_exact_at(buf, (i * E::BYTES) as u64)?;
         Ok(E::decode(buf))
     }
 
-    /// The last entry whose key is `<= target` (binary search).
-    pub fn floor<K: Ord>(&self, target: K, key: impl Fn(&E) -> K) -> io::Result<Option<E>> {
+    /// How many leading entries satisfy `below` (binary search; `below` must hold for a
+    /// prefix of the entries and fail for the rest, as a key `<=` a target does).
+    pub fn partition_point(&self, below: impl Fn(&E) -> bool) -> io::Result<usize> {
         let (mut lo, mut hi) = (0usize, self.len);
-        // Invariant: entries before `lo` have key <= target, entries from `hi` on have key > target.
+        // Invariant: entries before `lo` satisfy `below`, entries from `hi` on do not.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if key(&self.entry(mid)?) <= target {
+            if below(&self.entry(mid)?) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        match lo {
+        Ok(lo)
+    }
+
+    /// The last entry whose key is `<= target` (binary search).
+    pub fn floor<K: Ord>(&self, target: K, key: impl Fn(&E) -> K) -> io::Result<Option<E>> {
+        match self.partition_point(|e| key(e) <= target)? {
             0 => Ok(None),
             n => self.entry(n - 1).map(Some),
         }

@@ -12,6 +12,8 @@
 //! a Kafka-style log run near the disk's bandwidth. The price is that every batch must
 //! be validated (see [`batch`]) before it is written, because the log trusts its own
 //! files afterwards (recovery re-checks CRCs only where a torn write is possible).
+//! [`PartitionLog::read_slice`] names the range a read covers ([`FileSlice`]) without
+//! reading the records, so a caller can send them from the file without copying.
 //!
 //! Durability: with [`FsyncPolicy::Always`] a producer waiting for `acks=all` calls
 //! [`PartitionLog::wait_durable`]; one fsync serves every waiter queued at that moment
@@ -87,6 +89,7 @@ mod manager;
 mod partition;
 mod producers;
 mod segment;
+mod slice;
 #[cfg(test)]
 mod test_support;
 
@@ -97,6 +100,7 @@ pub use error::{LogError, Result};
 pub use manager::{AlterOp, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta};
 pub use partition::{AppendInfo, CleanStats, PartitionLog, TimestampLookup};
 pub use producers::{AbortedTxn, AppendOrigin, ProducerInfo, TxnMarker};
+pub use slice::FileSlice;
 
 #[cfg(test)]
 mod tidy {

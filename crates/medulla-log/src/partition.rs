@@ -31,6 +31,7 @@ use crate::producers::{
     self, AbortedTxn, AppendOrigin, Check, ProducerInfo, ProducerState, TxnMarker, Updates,
 };
 use crate::segment::{self, AppendError, RecoverOptions, Segment};
+use crate::slice::FileSlice;
 use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
 
 /// Checkpoint of the log start offset (DeleteRecords and retention move it).
@@ -565,18 +566,8 @@ impl PartitionLog {
         min_one_batch: bool,
     ) -> crate::Result<Bytes> {
         let stable = self.last_stable_offset();
-        let bytes = self.read(offset, max_bytes, min_one_batch)?;
-        let mut kept = 0usize;
-        while kept < bytes.len() {
-            let Ok((base, size)) = batch::parse_length(&bytes[kept..]) else {
-                break;
-            };
-            if base >= stable || kept + size > bytes.len() {
-                break;
-            }
-            kept += size;
-        }
-        Ok(bytes.slice(..kept))
+        self.read_slice(offset, max_bytes, min_one_batch, Some(stable))?
+            .map_or(Ok(Bytes::new()), |slice| slice.read_to_bytes())
     }
 
     /// Aborted transactions with records in `from..upper`, for a `read_committed`
@@ -769,13 +760,33 @@ impl PartitionLog {
     /// Whole batches starting with the one that contains `offset`, up to `max_bytes`
     /// (but at least one whole batch when `min_one_batch`), never past the high
     /// watermark. Errors with `OffsetOutOfRange` outside `[log_start, log_end]`;
-    /// `offset == log_end` gives empty bytes.
+    /// `offset == log_end` gives empty bytes. [`PartitionLog::read_slice`], copied.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> crate::Result<Bytes> {
+        self.read_slice(offset, max_bytes, min_one_batch, None)?
+            .map_or(Ok(Bytes::new()), |slice| slice.read_to_bytes())
+    }
+
+    /// Where the batches [`PartitionLog::read`] returns lie in their segment file, without
+    /// reading them: whole batches starting with the one that contains `offset`, up to
+    /// `max_bytes` (at least one when `min_one_batch`), never past the high watermark,
+    /// and, with `upper` (a `read_committed` reader passes the last stable offset), none
+    /// whose base offset is `upper` or more. `None` when no batch qualifies. Errors with
+    /// `OffsetOutOfRange` outside `[log_start, log_end]`.
+    ///
+    /// The batches come from one segment; the reader asks again from the slice's
+    /// [`FileSlice::next_offset`] for more. Only batch headers are read here.
+    pub fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        upper: Option<i64>,
+    ) -> crate::Result<Option<FileSlice>> {
         self.check_status(false)?;
         let max_bytes = max_bytes.min(READ_BYTES_MAX);
         let mut searched: Option<i64> = None;
         loop {
-            let (view, start) = {
+            let (view, start, index, upper) = {
                 let state = lock(&self.state);
                 if searched.is_none() {
                     if offset < state.log_start_offset || offset > state.log_end_offset {
@@ -786,7 +797,7 @@ impl PartitionLog {
                         });
                     }
                     if offset == state.log_end_offset {
-                        return Ok(Bytes::new());
+                        return Ok(None);
                     }
                 }
                 let segment = match searched {
@@ -802,9 +813,16 @@ impl PartitionLog {
                         .next(),
                 };
                 let Some((_, segment)) = segment else {
-                    return Ok(Bytes::new());
+                    return Ok(None);
                 };
-                (segment.view(), segment.start_position(offset))
+                // A bound at or past the log end bounds nothing.
+                let upper = upper.filter(|u| *u < state.log_end_offset);
+                (
+                    segment.view(),
+                    segment.start_position(offset),
+                    segment.offset_index(),
+                    upper,
+                )
             };
             let position = match start {
                 Ok(position) => position,
@@ -815,12 +833,16 @@ impl PartitionLog {
                     .map_or(0, |e| e.position as u64),
             };
             if let Some((position, header)) = view.find_batch(position, offset)? {
-                return Ok(Bytes::from(view.read_batches(
-                    position,
-                    &header,
-                    max_bytes,
-                    min_one_batch,
-                )?));
+                let taken =
+                    view.slice_batches(position, &header, max_bytes, min_one_batch, upper, &index)?;
+                return Ok(taken.map(|(end, next_offset)| {
+                    FileSlice::new(
+                        Arc::clone(&view.log),
+                        position,
+                        (end - position) as usize,
+                        next_offset,
+                    )
+                }));
             }
             searched = Some(view.base_offset);
         }
@@ -1211,5 +1233,7 @@ pub use clean::CleanStats;
 
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod slice_tests;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,11 @@ use crate::limits::{SCAN_CHUNK_BYTES, SEGMENT_FILE_BYTES_MAX};
 /// Bytes read per I/O when looking for a fetch position: a few index intervals.
 const FIND_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Batch headers a slice walk reads one by one before it asks the offset index to skip
+/// ahead: a few large batches cost less to walk than a binary search of the index, many
+/// small ones far more.
+const WALK_HEADERS_BEFORE_INDEX: usize = 16;
+
 /// `<dir>/<20-digit base>.log`
 pub(crate) fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.log"))
@@ -405,6 +410,11 @@ impl Segment {
             Some(entry) => Ok(entry.map_or(0, |e| e.position as u64)),
             None => Err(self.offset_index.disk()),
         }
+    }
+
+    /// A disk handle to the offset index (for walks that skip batches).
+    pub fn offset_index(&self) -> DiskIndex<OffsetEntry> {
+        self.offset_index.disk()
     }
 
     /// Disk handles to both indexes (for timestamp searches).
@@ -1104,7 +1114,9 @@ impl SegmentView {
 
     /// The first batch whose last offset is `>= offset`, scanning headers from `position`.
     pub fn find_batch(&self, position: u64, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        let mut reader = ChunkReader::new(&self.log, self.size_bytes, FIND_CHUNK_BYTES);
+        // An index entry often names the very batch wanted: read its header alone first,
+        // then chunks, rather than a chunk of records a reader may never look at.
+        let mut reader = ChunkReader::new(&self.log, self.size_bytes, BATCH_HEADER_BYTES);
         let mut position = position;
         while position < self.size_bytes {
             let header = self.header_at(&mut reader, position)?;
@@ -1112,46 +1124,109 @@ impl SegmentView {
                 return Ok(Some((position, header)));
             }
             position += header.size_bytes() as u64;
+            reader.chunk_bytes = FIND_CHUNK_BYTES;
         }
         Ok(None)
     }
 
     /// Whole batches from `position` (where `first` starts): as many as fit in
-    /// `max_bytes`, but the first one always when `min_one_batch`.
-    pub fn read_batches(
+    /// `max_bytes`, but the first one always when `min_one_batch`, stopping before the
+    /// first batch whose base offset is `upper` or more. Returns where the last batch
+    /// taken ends and the offset after it, or `None` when not even the first is taken.
+    ///
+    /// Reads batch headers only, never record data. A walk over many small batches asks
+    /// the offset index (`index`, this segment's) to skip most of them: see
+    /// [`SegmentView::skip_to`].
+    pub fn slice_batches(
         &self,
         position: u64,
         first: &BatchHeader,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> io::Result<Vec<u8>> {
+        upper: Option<i64>,
+        index: &DiskIndex<OffsetEntry>,
+    ) -> io::Result<Option<(u64, i64)>> {
+        let below_upper = |h: &BatchHeader| upper.is_none_or(|u| h.base_offset < u);
         let first_bytes = first.size_bytes();
-        if first_bytes > max_bytes && !min_one_batch {
-            return Ok(Vec::new());
+        if !below_upper(first) || (first_bytes > max_bytes && !min_one_batch) {
+            return Ok(None);
         }
-        let available = (self.size_bytes - position) as usize;
-        let want = max_bytes.max(first_bytes).min(available);
-        let mut buffer = vec![0u8; want];
-        self.log.read_exact_at(&mut buffer, position)?;
-        // Keep whole batches only; check each header as it is read back.
-        let mut kept = 0usize;
-        while kept < buffer.len() {
-            let Ok((_, size)) = batch::parse_length(&buffer[kept..]) else {
+        let limit = (position + max_bytes.max(first_bytes) as u64).min(self.size_bytes);
+        // `end` and `next_offset` describe the batches taken so far; `at` is the next
+        // header to look at (past `end` after a skip).
+        let mut end = position + first_bytes as u64;
+        let mut next_offset = first.last_offset() + 1;
+        let mut at = end;
+        let mut headers_read = 0usize;
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        while at + BATCH_HEADER_BYTES as u64 <= limit {
+            if headers_read == WALK_HEADERS_BEFORE_INDEX
+                && let Some(skip) = self.skip_to(index, limit, upper)?
+                && skip > at
+            {
+                at = skip;
+            }
+            headers_read += 1;
+            self.log.read_exact_at(&mut header, at)?;
+            // A header that does not parse ends the walk: the batches before it stand.
+            let Ok(h) = batch::parse_header(&header) else {
                 break;
             };
-            if kept + size > buffer.len() {
+            let size = h.size_bytes() as u64;
+            if at + size > limit || !below_upper(&h) {
+                if at != end {
+                    // The index promised this batch would be taken: distrust it and walk
+                    // the skipped batches one by one.
+                    tracing::warn!(
+                        segment = self.base_offset,
+                        position = at,
+                        "offset index disagrees with the log; walking without it"
+                    );
+                    at = end;
+                    headers_read = WALK_HEADERS_BEFORE_INDEX + 1;
+                    continue;
+                }
                 break;
             }
-            kept += size;
+            at += size;
+            end = at;
+            next_offset = h.last_offset() + 1;
         }
-        if kept < first_bytes {
-            return Err(invalid_data(format!(
-                "segment {} at byte {position}: batch changed under the reader",
-                self.base_offset
-            )));
+        Ok(Some((end, next_offset)))
+    }
+
+    /// A batch start at or past which a walk from a batch below it may jump, knowing
+    /// that every batch before it ends by `limit` and starts below `upper`, and that the
+    /// batch there does too; `None` if the index knows no such place.
+    ///
+    /// Entries name batch starts (and the batch's last offset), and batches lie end to
+    /// end: the batch at the second-to-last entry at or below `limit` ends by the last
+    /// one's position, so it and all before it fit; the batch of the last entry whose
+    /// last offset is below `upper` starts below `upper`, as do all before it.
+    fn skip_to(
+        &self,
+        index: &DiskIndex<OffsetEntry>,
+        limit: u64,
+        upper: Option<i64>,
+    ) -> io::Result<Option<u64>> {
+        let by_size = index.partition_point(|e| u64::from(e.position) <= limit)?;
+        let Some(i) = by_size.checked_sub(2) else {
+            return Ok(None);
+        };
+        let mut skip = u64::from(index.entry(i)?.position);
+        if let Some(upper) = upper {
+            let Ok(below) = u32::try_from(upper.saturating_sub(1).saturating_sub(self.base_offset))
+            else {
+                // `upper` is at or below this segment's base, or far past its offsets.
+                return Ok((upper > self.base_offset).then_some(skip));
+            };
+            let by_offset = index.partition_point(|e| e.relative_offset <= below)?;
+            let Some(j) = by_offset.checked_sub(1) else {
+                return Ok(None);
+            };
+            skip = skip.min(u64::from(index.entry(j)?.position));
         }
-        buffer.truncate(kept);
-        Ok(buffer)
+        Ok(Some(skip))
     }
 
     /// The first record at or after `min_offset` whose timestamp is `>= timestamp`,

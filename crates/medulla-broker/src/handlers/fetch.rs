@@ -9,6 +9,10 @@
 //! stable offset returns as soon as a marker moves it. Every fetch reports the last
 //! stable offset; the high watermark stays the log end.
 //!
+//! Records are not read here: each partition's answer is a [`FileSlice`] of its segment
+//! file, placed in the response as a placeholder ([`FileParts`]) that the connection
+//! sends from the file (sendfile) or copies, as its transport allows.
+//!
 //! Fetch sessions (KIP-227) are answered sessionlessly: every response carries session
 //! id 0, which tells the client the broker did not create a session, so it keeps sending
 //! full fetch requests. An incremental fetch naming a session (which we never handed
@@ -24,10 +28,12 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use medulla_log::{LogError, PartitionLog};
+use medulla_log::{FileSlice, LogError, PartitionLog};
 
 use crate::broker::Broker;
 use crate::error::kafka_code;
+use crate::frame::FileParts;
+use crate::handlers::Response;
 use crate::limits;
 
 /// Kafka's `IsolationLevel.READ_COMMITTED`.
@@ -43,14 +49,19 @@ struct Wanted {
 }
 
 /// Runs Fetch to completion (this is a second-phase future: it has no side effects).
-pub async fn handle(broker: Broker, request: FetchRequest, version: i16) -> ResponseKind {
-    ResponseKind::Fetch(fetch(&broker, request, version).await)
+pub async fn handle(broker: Broker, request: FetchRequest, version: i16) -> Response {
+    let (body, files) = fetch(&broker, request, version).await;
+    Response {
+        body: ResponseKind::Fetch(body),
+        files,
+    }
 }
 
-async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> (FetchResponse, FileParts) {
     if version >= 7 && request.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        let body =
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return (body, FileParts::default());
     }
     let log = broker.log();
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(request.topics.len());
@@ -120,7 +131,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
         }
         // Segment reads are blocking file I/O: keep them off the async workers.
         let reading = Arc::clone(&wanted);
-        let (parts, total, any_error) = match tokio::task::spawn_blocking(move || {
+        let (parts, files, total, any_error) = match tokio::task::spawn_blocking(move || {
             read_all(&reading, max_bytes, read_committed)
         })
         .await
@@ -128,8 +139,9 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
             Ok(read) => read,
             Err(e) => {
                 tracing::error!(error = %e, "fetch read task failed");
-                return FetchResponse::default()
+                let body = FetchResponse::default()
                     .with_error_code(ResponseError::UnknownServerError.code());
+                return (body, FileParts::default());
             }
         };
         let done = total >= min_bytes.max(1) && total > 0
@@ -142,7 +154,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
             for (w, data) in wanted.iter().zip(parts) {
                 topics[w.topic_index].partitions.push(data);
             }
-            return FetchResponse::default().with_responses(topics);
+            return (FetchResponse::default().with_responses(topics), files);
         }
         tracing::debug!(
             partitions = wanted.len(),
@@ -178,20 +190,6 @@ async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>)
     .await
 }
 
-/// The offset after the last record of `records` (whole batches), if there is one.
-fn end_of(records: &[u8]) -> Option<i64> {
-    let mut position = 0;
-    let mut end = None;
-    while let Some(rest) = records.get(position..).filter(|r| !r.is_empty()) {
-        let Ok(header) = medulla_log::batch::parse_header(rest) else {
-            break;
-        };
-        end = Some(header.last_offset() + 1);
-        position += header.size_bytes();
-    }
-    end
-}
-
 /// The aborted transactions with records in `from..upper`, as a Fetch lists them.
 fn aborted_transactions(log: &PartitionLog, from: i64, upper: i64) -> Vec<AbortedTransaction> {
     log.aborted_transactions(from, upper)
@@ -204,16 +202,18 @@ fn aborted_transactions(log: &PartitionLog, from: i64, upper: i64) -> Vec<Aborte
         .collect()
 }
 
-/// Reads every wanted partition once (only below the last stable offset when
-/// `read_committed`). Returns the partition responses, the bytes read, and whether any
-/// partition has an error (which ends a long poll at once, as in Kafka).
+/// Finds every wanted partition's records once (only below the last stable offset when
+/// `read_committed`), as file ranges placed in `FileParts`. Returns the partition
+/// responses, those ranges, the record bytes found, and whether any partition has an
+/// error (which ends a long poll at once, as in Kafka).
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+) -> (Vec<PartitionData>, FileParts, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
+    let mut files = FileParts::default();
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let data = PartitionData::default().with_partition_index(w.partition);
@@ -233,11 +233,11 @@ fn read_all(
                 // if it is larger than the limits, so a big batch never stalls a consumer.
                 let min_one_batch = total == 0;
                 let read = if limit == 0 && !min_one_batch {
-                    Ok(Bytes::new())
-                } else if read_committed {
-                    log.read_committed(w.fetch_offset, limit, min_one_batch)
+                    Ok(None)
                 } else {
-                    log.read(w.fetch_offset, limit, min_one_batch)
+                    // A read_committed reader sees nothing at or past the last stable offset.
+                    let upper = read_committed.then(|| log.last_stable_offset());
+                    log.read_slice(w.fetch_offset, limit, min_one_batch, upper)
                 };
                 // The watermarks are read after the data, so they are never below an
                 // offset the response carries; the last stable offset before the high
@@ -248,16 +248,16 @@ fn read_all(
                     .with_high_watermark(hwm)
                     .with_last_stable_offset(lso)
                     .with_log_start_offset(log.log_start_offset());
-                match read {
-                    Ok(bytes) => {
-                        total += bytes.len();
+                match read.and_then(|slice| records(slice, &mut files)) {
+                    Ok((records, end)) => {
+                        total += records.len();
                         // Kafka: a read_committed answer always has the list (empty when
                         // nothing aborted overlaps the data); read_uncommitted has null.
-                        let aborted = read_committed.then(|| match end_of(&bytes) {
+                        let aborted = read_committed.then(|| match end {
                             Some(end) => aborted_transactions(log, w.fetch_offset, end),
                             None => Vec::new(),
                         });
-                        base.with_records(Some(bytes))
+                        base.with_records(Some(records))
                             .with_aborted_transactions(aborted)
                     }
                     Err(e) => {
@@ -280,5 +280,30 @@ fn read_all(
         };
         out.push(data);
     }
-    (out, total, any_error)
+    (out, files, total, any_error)
+}
+
+/// A partition's `records`: a placeholder for `slice` (or its bytes, should the
+/// placeholders run out), and the offset after its last record.
+fn records(
+    slice: Option<FileSlice>,
+    files: &mut FileParts,
+) -> medulla_log::Result<(Bytes, Option<i64>)> {
+    let Some(slice) = slice else {
+        return Ok((Bytes::new(), None));
+    };
+    let end = slice.next_offset();
+    // The range goes out from the file on the async workers: have the kernel start
+    // reading what is not cached now, on this blocking thread, rather than there.
+    let _ = rustix::fs::fadvise(
+        slice.file(),
+        slice.position(),
+        std::num::NonZeroU64::new(slice.len_bytes() as u64),
+        rustix::fs::Advice::WillNeed,
+    );
+    let records = match files.place(slice) {
+        Ok(placeholder) => placeholder,
+        Err(slice) => slice.read_to_bytes()?,
+    };
+    Ok((records, Some(end)))
 }

@@ -52,7 +52,7 @@ fn reply<T: Send + 'static>(
         Answer::Wait(rx) => {
             let pending: Pending = Box::pin(async move {
                 // A dropped sender means the group went away under the member.
-                respond(rx.await.unwrap_or_else(|_| lost()))
+                respond(rx.await.unwrap_or_else(|_| lost())).into()
             });
             Reply::Later(pending)
         }

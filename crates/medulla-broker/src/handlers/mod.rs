@@ -28,9 +28,28 @@ use std::pin::Pin;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
+use crate::frame::FileParts;
 
 /// A response still being computed.
-pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>;
+pub type Pending = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+
+/// A response body, and the segment file ranges its record placeholders stand for
+/// (Fetch; see [`crate::frame::encode_response_chunked`]).
+pub struct Response {
+    /// The body.
+    pub body: ResponseKind,
+    /// The file ranges behind placeholders in `body` (empty for every other API).
+    pub files: FileParts,
+}
+
+impl From<ResponseKind> for Response {
+    fn from(body: ResponseKind) -> Response {
+        Response {
+            body,
+            files: FileParts::default(),
+        }
+    }
+}
 
 /// What a request produced.
 // Moved once per request; boxing the large variant would only add an allocation.

@@ -162,7 +162,7 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                 topics[ti].2[pi].1 = Outcome::Failed(kafka_code(&e), Some(kafka_message(&e)));
             }
         }
-        ResponseKind::Produce(build(topics))
+        ResponseKind::Produce(build(topics)).into()
     }))
 }
 

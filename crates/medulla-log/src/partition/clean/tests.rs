@@ -723,3 +723,19 @@ fn aborted_records_never_displace_committed_ones_and_open_transactions_stay_dirt
         )
     );
 }
+
+#[test]
+fn slices_cross_the_gaps_compaction_leaves() {
+    let f = compacted(&[("index.interval.bytes", "64")]);
+    let log = f.open();
+    let mut model = Model::default();
+    model.fill(&log, 60, 7, Compression::None);
+    clean(&log).expect("a fresh log is all dirty");
+    let expected = model.compacted(active_base(&log), true);
+    assert!(
+        expected.len() < model.rows.len() / 2,
+        "compaction left gaps"
+    );
+    assert_eq!(contents(&log), expected);
+    super::super::slice_tests::check_slices_agree(&f, &log);
+}
