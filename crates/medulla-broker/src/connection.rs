@@ -250,8 +250,18 @@ async fn read_requests(
                 break 'read;
             }
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+        // Room for the rest of a started frame at once (its size is known and within
+        // `max_bytes`), so a large Produce is read into one allocation instead of being
+        // copied again at every growth step; 64 KiB when no frame has started.
+        let want = match buf.get(..4) {
+            Some(prefix) => {
+                let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                (4 + size.max(0) as usize).saturating_sub(buf.len())
+            }
+            None => 64 * 1024,
+        };
+        if buf.capacity() - buf.len() < want.max(4096) {
+            buf.reserve(want.max(64 * 1024));
         }
         // Kafka's connections.max.idle.ms: a connection that sends nothing for that long
         // is closed (a long poll is at most FETCH_WAIT_MS_MAX, far shorter).
