@@ -14,7 +14,7 @@
 //! `log_start_offset <= log_end_offset`; `durable_offset <= log_end_offset`.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
@@ -30,7 +30,7 @@ use crate::limits::{APPEND_BYTES_MAX, READ_BYTES_MAX, SEGMENT_FILE_BYTES_MAX};
 use crate::producers::{
     self, AbortedTxn, AppendOrigin, Check, ProducerInfo, ProducerState, TxnMarker, Updates,
 };
-use crate::segment::{self, AppendError, RecoverOptions, Segment};
+use crate::segment::{self, AppendError, Payload, RecoverOptions, Segment};
 use crate::slice::FileSlice;
 use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
 
@@ -422,7 +422,31 @@ impl PartitionLog {
                 });
             }
         }
-        let mut payload = records.to_vec();
+        // The broker patches each batch's base offset and leader epoch, which precede the
+        // CRC-covered bytes: those first bytes are copied and patched, the rest is written
+        // from the producer's buffer as it is. Only a rewritten maxTimestamp (which
+        // changes the CRC) needs a whole copy.
+        let rewrite = config.log_append_time
+            || checked
+                .iter()
+                .any(|b| b.max_record_timestamp != b.header.max_timestamp);
+        let mut copy = if rewrite {
+            records.to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut prefixes: Vec<[u8; batch::CRC_START]> = if rewrite {
+            Vec::new()
+        } else {
+            checked
+                .iter()
+                .map(|b| {
+                    let mut prefix = [0u8; batch::CRC_START];
+                    prefix.copy_from_slice(&records[b.position..b.position + batch::CRC_START]);
+                    prefix
+                })
+                .collect()
+        };
 
         let state = lock(&self.state);
         self.check_status(true)?;
@@ -430,9 +454,13 @@ impl PartitionLog {
         let base_offset = state.log_end_offset;
         let mut next_offset = base_offset;
         let mut headers: Vec<BatchHeader> = Vec::with_capacity(checked.len());
-        for b in &checked {
+        for (i, b) in checked.iter().enumerate() {
             let mut header = b.header;
-            let bytes = &mut payload[b.position..b.position + header.size_bytes()];
+            let bytes: &mut [u8] = if rewrite {
+                &mut copy[b.position..b.position + header.size_bytes()]
+            } else {
+                &mut prefixes[i]
+            };
             batch::set_base_offset(bytes, next_offset);
             header.base_offset = next_offset;
             header.partition_leader_epoch = 0;
@@ -464,6 +492,18 @@ impl PartitionLog {
                 });
             }
         };
+        let payload = if rewrite {
+            Payload::whole(&copy)
+        } else {
+            let mut parts = Vec::with_capacity(2 * checked.len());
+            for (b, prefix) in checked.iter().zip(&prefixes) {
+                parts.push(IoSlice::new(prefix));
+                parts.push(IoSlice::new(
+                    &records[b.position + batch::CRC_START..b.position + b.header.size_bytes()],
+                ));
+            }
+            Payload::from_parts(parts)
+        };
         self.write_locked(state, &payload, &headers, updates, now_ms, &config)
     }
 
@@ -490,7 +530,14 @@ impl PartitionLog {
         batch::set_base_offset(&mut payload, offset);
         header.base_offset = offset;
         let updates = state.producers.check_marker(marker, offset, now_ms)?;
-        self.write_locked(state, &payload, &[header], updates, now_ms, &config)
+        self.write_locked(
+            state,
+            &Payload::whole(&payload),
+            &[header],
+            updates,
+            now_ms,
+            &config,
+        )
     }
 
     /// The common tail of appends: roll if due, write, then publish the new end and the
@@ -498,7 +545,7 @@ impl PartitionLog {
     fn write_locked(
         &self,
         mut state: MutexGuard<'_, State>,
-        payload: &[u8],
+        payload: &Payload<'_>,
         headers: &[BatchHeader],
         updates: Updates,
         now_ms: i64,
