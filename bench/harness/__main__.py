@@ -99,6 +99,24 @@ def _summary(detail):
     return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0]
 
 
+def environment_notes():
+    """What on this machine moves figures between runs, said in the results."""
+    notes = []
+    root = "/sys/kernel/mm/damon/admin/kdamonds"
+    try:
+        for k in sorted(os.listdir(root)):
+            state = open(os.path.join(root, k, "state")).read().strip() if k.isdigit() else ""
+            if state == "on":
+                notes.append(
+                    "the kernel runs DAMON (kdamond) proactive reclaim: cold page cache is paged "
+                    "out in the background, so data written minutes ago may be re-read from disk "
+                    "and freed memory is touched afresh; figures vary between runs (medians)")
+                break
+    except OSError:
+        pass
+    return notes
+
+
 def say(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
@@ -118,7 +136,7 @@ def main():
     tools = Tools(args.rdkafka_build, args.probe, work, client_cpu, broker_cpu)
 
     binaries = {"medulla": args.medulla, "medulla-nofsync": args.medulla}
-    notes = []
+    notes = environment_notes()
     try:
         binaries["tansu-memory"] = brokers.tansu_memory_binary()
     except (HarnessError, ImportError) as e:
