@@ -30,7 +30,7 @@ use crate::limits::{APPEND_BYTES_MAX, READ_BYTES_MAX, SEGMENT_FILE_BYTES_MAX};
 use crate::producers::{
     self, AbortedTxn, AppendOrigin, Check, ProducerInfo, ProducerState, TxnMarker, Updates,
 };
-use crate::segment::{self, AppendError, RecoverOptions, Segment};
+use crate::segment::{self, AppendError, RecoverOptions, Replay, Segment};
 use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
 
 /// Checkpoint of the log start offset (DeleteRecords and retention move it).
@@ -241,6 +241,25 @@ impl PartitionLog {
             );
         }
 
+        // The producer state is rebuilt in the same pass that recovers the segments: the
+        // snapshot, then every batch recovery keeps from the snapshot's offset on (from
+        // the log start without one). Segments that later turn out to lie wholly below
+        // the log start hold nothing from there on: a snapshot is written at every roll,
+        // so its offset is past every sealed segment's batches.
+        let snapshot = read_producer_snapshot(&dir, &topic, partition);
+        let replay_from = match &snapshot {
+            Some((_, offset)) => *offset,
+            None => log_start_checkpoint.map_or(i64::MIN, |c| c.max(0)),
+        };
+        let mut producers = snapshot.map(|(state, _)| state).unwrap_or_default();
+        let mut replay_visit = |header: &BatchHeader, control: Option<segment::Marker>| {
+            producers.replay(header, control)
+        };
+        let mut replay = Replay {
+            from_offset: replay_from,
+            visit: &mut replay_visit,
+        };
+
         let now_ms = clock.now_ms();
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
@@ -255,7 +274,7 @@ impl PartitionLog {
                 now_ms,
                 roll_jitter_ms: roll_jitter_ms(&config),
             };
-            let mut segment = Segment::recover(&dir, base, &options)?;
+            let mut segment = Segment::recover(&dir, base, &options, &mut replay)?;
             if scanned {
                 // What was read back may have come from the page cache of the crashed
                 // process: sync it before anything newer is declared durable.
@@ -332,8 +351,13 @@ impl PartitionLog {
         }
         fsutil::sync_dir(&dir)?;
 
-        let producers =
-            load_producer_state(&dir, &segments, log_start, log_end, &topic, partition)?;
+        if log_start_dirty || replay_from > log_end {
+            // The replayed state does not fit the recovered log (its start moved past a
+            // lost tail, or the snapshot is from past the end): rebuild it from the log
+            // as it now is, in a second pass. Only after a loss of unsynced data.
+            producers =
+                load_producer_state(&dir, &segments, log_start, log_end, &topic, partition)?;
+        }
         let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
 
         let (end_tx, _) = watch::channel(log_end);
@@ -1156,31 +1180,17 @@ impl PartitionLog {
     }
 }
 
-/// The producer state at `log_end`: the snapshot, then every batch written after it.
-/// A missing or unusable snapshot (or one from past a log end lost in a crash) means a
-/// replay of the whole log.
-fn load_producer_state(
+/// The producer snapshot and the offset it was taken at; `None` (with a warning) when it
+/// is missing, damaged or unreadable.
+fn read_producer_snapshot(
     dir: &std::path::Path,
-    segments: &BTreeMap<i64, Segment>,
-    log_start: i64,
-    log_end: i64,
     topic: &str,
     partition: i32,
-) -> crate::Result<ProducerState> {
+) -> Option<(ProducerState, i64)> {
     let path = dir.join(producers::SNAPSHOT_FILE);
-    let loaded = match fsutil::read_small(&path, crate::limits::PRODUCER_SNAPSHOT_BYTES_MAX) {
+    match fsutil::read_small(&path, crate::limits::PRODUCER_SNAPSHOT_BYTES_MAX) {
         Ok(Some(bytes)) => match ProducerState::from_snapshot(&bytes) {
-            Ok((state, offset)) if offset <= log_end => Some((state, offset)),
-            Ok((_, offset)) => {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset,
-                    log_end,
-                    "producer snapshot is past the log end; rebuilding"
-                );
-                None
-            }
+            Ok(loaded) => Some(loaded),
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "ignoring damaged producer snapshot");
                 None
@@ -1191,6 +1201,32 @@ fn load_producer_state(
             tracing::warn!(topic, partition, error = %e, "ignoring unreadable producer snapshot");
             None
         }
+    }
+}
+
+/// The producer state at `log_end` in a pass of its own: the snapshot, then every batch
+/// written after it. A missing or unusable snapshot (or one from past a log end lost in
+/// a crash) means a replay of the whole log.
+fn load_producer_state(
+    dir: &std::path::Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
+    topic: &str,
+    partition: i32,
+) -> crate::Result<ProducerState> {
+    let loaded = match read_producer_snapshot(dir, topic, partition) {
+        Some((_, offset)) if offset > log_end => {
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                log_end,
+                "producer snapshot is past the log end; rebuilding"
+            );
+            None
+        }
+        loaded => loaded,
     };
     let (mut state, from) = loaded.unwrap_or_else(|| (ProducerState::default(), log_start));
     for segment in segments.values().filter(|s| s.next_offset() > from) {
