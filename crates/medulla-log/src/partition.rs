@@ -621,15 +621,21 @@ impl PartitionLog {
         lock(&self.state).producers.expire(now_ms, expiration_ms)
     }
 
-    /// Writes the producer-state snapshot for everything below the log end.
-    fn snapshot_producers(&self, state: &mut State) -> crate::Result<()> {
+    /// Writes the producer-state snapshot for everything below the log end. With
+    /// `unless_unchanged`, a snapshot file that already holds exactly these bytes is left
+    /// alone (a partition closed with no write since it opened costs no fsync).
+    fn snapshot_producers(&self, state: &mut State, unless_unchanged: bool) -> crate::Result<()> {
         if self.status() == Status::Deleted {
             return Ok(());
         }
         let log_start = state.log_start_offset;
         state.producers.truncate_below(log_start);
         let bytes = state.producers.to_snapshot(state.log_end_offset);
-        fsutil::write_atomic(&self.dir.join(producers::SNAPSHOT_FILE), &bytes)?;
+        let path = self.dir.join(producers::SNAPSHOT_FILE);
+        if unless_unchanged && fsutil::holds(&path, &bytes) {
+            return Ok(());
+        }
+        fsutil::write_atomic(&path, &bytes)?;
         Ok(())
     }
 
@@ -673,7 +679,7 @@ impl PartitionLog {
         // Fallible steps first, so a failure leaves the old segment active and intact.
         // The producer state as of the new segment's base: recovery replays from there,
         // never over segments the cleaner may have rewritten.
-        self.snapshot_producers(state)?;
+        self.snapshot_producers(state, false)?;
         state.active_mut().finish_time_index()?;
         let segment = Segment::create(&self.dir, base, now_ms, roll_jitter_ms(config))?;
         let old = state.active_mut();
@@ -720,7 +726,7 @@ impl PartitionLog {
         let _flushing = lock(&self.flush_lock);
         self.flush_locked(true)?;
         let mut state = lock(&self.state);
-        self.snapshot_producers(&mut state)
+        self.snapshot_producers(&mut state, true)
     }
 
     fn flush_locked(&self, with_active_indexes: bool) -> crate::Result<()> {

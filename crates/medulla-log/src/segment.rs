@@ -512,6 +512,9 @@ impl Segment {
 
         self.size_bytes = position;
         self.tracker = tracker;
+        // The final flush before a clean shutdown syncs the active segment's indexes
+        // (the next open trusts them) only when they changed.
+        self.index_dirty |= !offsets.is_empty() || !times.is_empty();
         if let Some(last) = headers.last() {
             self.next_offset = last.last_offset() + 1;
         }
