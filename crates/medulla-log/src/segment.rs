@@ -272,6 +272,12 @@ impl Segment {
 
     /// Opens a segment found on disk, checking (and if needed rebuilding) its indexes
     /// and cutting off a torn or corrupt tail; shows the batches it keeps to `replay`.
+    ///
+    /// Indexes rebuilt during a full scan are written but not synced (the segment comes
+    /// back with `index_dirty`, for the partition's next flush): after a crash the whole
+    /// scanned range is scanned again until that flush moves the recovery point, so
+    /// nothing trusts them before they are on disk. Indexes rebuilt otherwise (found
+    /// malformed in a segment the next open would trust) are synced before returning.
     pub fn recover(
         dir: &Path,
         base_offset: i64,
@@ -326,19 +332,20 @@ impl Segment {
             log.sync_data()?;
         }
 
+        let sync_rebuilt = !options.full_scan;
         let (offset_index, time_index) = if rebuilt {
             (
                 IndexFile::write_new(
                     &index_path(dir, base_offset),
                     loaded.offsets,
                     options.active,
-                    true,
+                    sync_rebuilt,
                 )?,
                 IndexFile::write_new(
                     &time_index_path(dir, base_offset),
                     loaded.times,
                     options.active,
-                    true,
+                    sync_rebuilt,
                 )?,
             )
         } else {
@@ -370,7 +377,7 @@ impl Segment {
             created_ms: options.now_ms,
             roll_jitter_ms: options.roll_jitter_ms,
             dirty: false,
-            index_dirty: false,
+            index_dirty: rebuilt && !sync_rebuilt,
             #[cfg(test)]
             fail_next_write: false,
         };

@@ -1114,3 +1114,38 @@ fn the_final_flush_syncs_the_active_indexes_and_skips_an_unchanged_snapshot() {
     log.flush_final().unwrap();
     assert_ne!(snapshot_inode(), written);
 }
+
+#[test]
+fn indexes_rebuilt_by_an_unclean_open_are_synced_by_the_next_flush() {
+    let f = Fixture::new(&[
+        ("internal.segment.bytes", "600"),
+        ("index.interval.bytes", "64"),
+    ]);
+    let log = f.open();
+    for i in 0..8 {
+        log.append(&sized_batch(2, 100, START_MS + i)).unwrap();
+    }
+    log.flush().unwrap();
+    let segments = log.segment_summary();
+    assert!(segments.len() >= 3);
+    drop(log);
+    // Every segment lies after the recovery point: all are scanned and their indexes
+    // rebuilt but not synced during the open.
+    std::fs::remove_file(f.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+    let log = f.open_with(false);
+    assert_eq!(log.segment_summary(), segments, "rebuilt identically");
+    assert_eq!(log.fsync_count(), 0);
+    log.flush().unwrap();
+    // Each sealed segment: log and both indexes; the active one: its log.
+    assert_eq!(log.fsync_count(), 3 * (segments.len() as u64 - 1) + 1);
+    assert_eq!(
+        fsutil::read_checkpoint(&f.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap(),
+        Some(segments.last().unwrap().0)
+    );
+    log.flush_final().unwrap();
+    assert_eq!(
+        log.fsync_count(),
+        3 * (segments.len() as u64 - 1) + 3,
+        "the active segment's rebuilt indexes at the final flush"
+    );
+}
