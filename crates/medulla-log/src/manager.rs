@@ -909,16 +909,13 @@ impl LogManager {
             self.recovery_threads,
             "medulla-close",
             |partition| {
-                Ok::<_, std::convert::Infallible>(partition.flush_final().map_err(|e| {
-                    LogError::Partition {
-                        topic: partition.topic().to_owned(),
-                        partition: partition.partition(),
-                        source: Box::new(e),
-                    }
+                Ok::<_, LogError>(partition.flush_final().map_err(|e| LogError::Partition {
+                    topic: partition.topic().to_owned(),
+                    partition: partition.partition(),
+                    source: Box::new(e),
                 }))
             },
-        )
-        .unwrap_or_else(|never| match never {});
+        )?;
         if let Some(e) = flushed.into_iter().find_map(|r| r.err()) {
             return Err(e);
         }

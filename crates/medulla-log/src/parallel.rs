@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// Runs `work` on every item with at most `threads` threads and returns the results in
 /// item order. After an item fails no further item starts (those running finish), and
 /// the error of the first failed item in item order is returned, so the answer does not
-/// depend on thread timing when only one item is broken.
+/// depend on thread timing when only one item is broken. A thread that cannot be started
+/// (the process is out of threads or memory) stops the pool the same way.
 pub(crate) fn map<T, R, E>(
     items: &[T],
     threads: usize,
@@ -21,7 +22,7 @@ pub(crate) fn map<T, R, E>(
 where
     T: Sync,
     R: Send,
-    E: Send,
+    E: Send + From<std::io::Error>,
 {
     let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
@@ -31,10 +32,10 @@ where
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R, E>>>> =
         Mutex::new(std::iter::repeat_with(|| None).take(items.len()).collect());
-    std::thread::scope(|scope| {
+    let spawned = std::thread::scope(|scope| {
         for i in 0..threads {
             let (next, failed, results, work) = (&next, &failed, &results, &work);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn_scoped(scope, move || {
                     while !failed.load(Ordering::SeqCst) {
@@ -48,12 +49,15 @@ where
                         }
                         results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(result);
                     }
-                })
-                // Spawning fails only when the process is out of threads or memory;
-                // there is no sensible way to carry on without the pool.
-                .expect("cannot start a recovery thread");
+                });
+            if let Err(e) = thread {
+                failed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
+        Ok(())
     });
+    spawned?;
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut out = Vec::with_capacity(items.len());
     for result in results {
@@ -72,15 +76,25 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// An item's failure in the tests: the item.
+    #[derive(Debug, PartialEq)]
+    struct Failed(u32);
+
+    impl From<std::io::Error> for Failed {
+        fn from(_: std::io::Error) -> Self {
+            Failed(u32::MAX)
+        }
+    }
+
     #[test]
     fn results_come_back_in_item_order_whatever_the_thread_count() {
         let items: Vec<u32> = (0..500).collect();
         for threads in [0, 1, 2, 7, 1000] {
-            let out = map(&items, threads, "test", |i| Ok::<_, ()>(i * 2)).unwrap();
+            let out = map(&items, threads, "test", |i| Ok::<_, Failed>(i * 2)).unwrap();
             assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         }
         assert!(
-            map(&[] as &[u32], 4, "test", |i| Ok::<_, ()>(*i))
+            map(&[] as &[u32], 4, "test", |i| Ok::<_, Failed>(*i))
                 .unwrap()
                 .is_empty()
         );
@@ -96,7 +110,7 @@ mod tests {
             most.fetch_max(now, Ordering::SeqCst);
             std::thread::yield_now();
             running.fetch_sub(1, Ordering::SeqCst);
-            Ok::<_, ()>(())
+            Ok::<_, Failed>(())
         })
         .unwrap();
         assert!(most.load(Ordering::SeqCst) <= 3);
@@ -107,7 +121,7 @@ mod tests {
         let items: Vec<u32> = (0..200).collect();
         let fail = |i: &u32| {
             if *i == 10 || *i == 150 {
-                Err(*i)
+                Err(Failed(*i))
             } else {
                 Ok(*i)
             }
@@ -115,14 +129,14 @@ mod tests {
         // Items are handed out in order and a started item always finishes, so 10 has
         // its result even when 150 fails first.
         for _ in 0..20 {
-            assert_eq!(map(&items, 4, "test", fail), Err(10));
+            assert_eq!(map(&items, 4, "test", fail), Err(Failed(10)));
         }
         let started = AtomicUsize::new(0);
         let result = map(&items, 1, "test", |i| {
             started.fetch_add(1, Ordering::SeqCst);
             fail(i)
         });
-        assert_eq!(result, Err(10));
+        assert_eq!(result, Err(Failed(10)));
         assert_eq!(
             started.load(Ordering::SeqCst),
             11,
