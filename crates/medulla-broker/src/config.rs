@@ -81,6 +81,12 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "The data directory if log.dirs is not set.",
     ),
     key(
+        "num.recovery.threads.per.data.dir",
+        Some("2"),
+        3,
+        "Threads that open (and after a crash recover) the partitions at start and flush them at shutdown.",
+    ),
+    key(
         "num.partitions",
         Some("1"),
         3,
@@ -495,10 +501,6 @@ pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
     ),
     ("num.replica.fetchers", "Medulla does not replicate"),
     (
-        "num.recovery.threads.per.data.dir",
-        "Medulla recovers partitions itself",
-    ),
-    (
         "socket.send.buffer.bytes",
         "Medulla leaves socket buffers to the OS",
     ),
@@ -606,6 +608,8 @@ pub struct BrokerConfig {
     pub txn: crate::txn::TxnConfig,
     /// `medulla.log.fsync.policy` with `medulla.log.fsync.interval.ms`.
     pub fsync: FsyncPolicy,
+    /// `num.recovery.threads.per.data.dir`.
+    pub recovery_threads: usize,
     /// The `log.cleaner.*` keys.
     pub cleaner: CleanerConfig,
     /// Topic-config defaults derived from the `log.*` keys.
@@ -868,6 +872,12 @@ impl BrokerConfig {
                 ));
             }
         };
+        let recovery_threads = parse_num::<usize>(
+            "num.recovery.threads.per.data.dir",
+            &get("num.recovery.threads.per.data.dir").unwrap_or_default(),
+            1,
+            medulla_log::limits::RECOVERY_THREADS_MAX as i64,
+        )?;
         let cleaner = CleanerConfig {
             enable: parse_bool(
                 "log.cleaner.enable",
@@ -948,6 +958,7 @@ impl BrokerConfig {
                 offset_metadata_max_bytes,
                 txn,
                 fsync,
+                recovery_threads,
                 cleaner,
                 topic_defaults,
                 zero_copy: true,
@@ -1115,6 +1126,7 @@ mod tests {
         assert_eq!(c.fsync, FsyncPolicy::Always);
         assert_eq!(c.request_bytes_max, 104_857_600);
         assert_eq!(c.cleaner, CleanerConfig::default());
+        assert_eq!(c.recovery_threads, medulla_log::DEFAULT_RECOVERY_THREADS);
         let err =
             BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://a:1,SSL://b:2")]))
                 .unwrap_err();
@@ -1137,6 +1149,7 @@ mod tests {
             ("transactional.id.expiration.ms", "0"),
             ("transaction.partition.verification.enable", "maybe"),
             ("producer.id.expiration.check.interval.ms", "-1"),
+            ("num.recovery.threads.per.data.dir", "0"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(k), "{err}");

@@ -22,9 +22,10 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
-        LogError::DataDirLocked(_) | LogError::Io(_) | LogError::CleanerLimit(_) => {
-            ResponseError::KafkaStorageError
-        }
+        LogError::DataDirLocked(_)
+        | LogError::Io(_)
+        | LogError::CleanerLimit(_)
+        | LogError::Partition { .. } => ResponseError::KafkaStorageError,
     };
     r.code()
 }
@@ -32,7 +33,9 @@ pub fn kafka_code(e: &LogError) -> i16 {
 /// The message to send beside the code (storage failures are logged, not echoed).
 pub fn kafka_message(e: &LogError) -> String {
     match e {
-        LogError::Io(_) | LogError::DataDirLocked(_) => "storage error on the broker".to_owned(),
+        LogError::Io(_) | LogError::DataDirLocked(_) | LogError::Partition { .. } => {
+            "storage error on the broker".to_owned()
+        }
         other => other.to_string(),
     }
 }

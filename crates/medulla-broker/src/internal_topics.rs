@@ -85,6 +85,7 @@ pub(crate) fn open_test_log(dir: &std::path::Path) -> std::sync::Arc<LogManager>
         fsync: FsyncPolicy::Never,
         broker_defaults: Default::default(),
         clock: std::sync::Arc::new(SystemClock),
+        recovery_threads: medulla_log::DEFAULT_RECOVERY_THREADS,
     })
     .expect("open a test log")
 }

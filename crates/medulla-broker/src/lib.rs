@@ -88,6 +88,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         fsync: config.fsync,
         broker_defaults: topic_defaults,
         clock: Arc::new(SystemClock),
+        recovery_threads: config.recovery_threads,
     })?;
     log.start_cleaner(config.cleaner.clone())?;
     let group_store = Arc::new(groups::store::GroupStore::open(

@@ -86,6 +86,17 @@ pub enum LogError {
     /// A file-system failure.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Opening (recovering) or closing one partition failed: which one, and why. Only
+    /// [`crate::LogManager::open`] and [`crate::LogManager::close`] return it.
+    #[error("partition {topic}-{partition}: {source}")]
+    Partition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// What went wrong.
+        source: Box<LogError>,
+    },
 }
 
 /// Result with [`LogError`].

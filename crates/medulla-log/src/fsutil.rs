@@ -39,6 +39,20 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Whether the file at `path` holds exactly `contents` (false when it cannot be read).
+/// Every file this crate replaces is written by [`write_atomic`], which syncs the data
+/// before the file gets its name: a file that holds the bytes has them on disk.
+pub(crate) fn holds(path: &Path, contents: &[u8]) -> bool {
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    if file.metadata().map(|m| m.len()).ok() != Some(contents.len() as u64) {
+        return false;
+    }
+    let mut existing = Vec::with_capacity(contents.len());
+    file.read_to_end(&mut existing).is_ok() && existing == contents
+}
+
 /// Reads a whole small file, refusing one larger than `max_bytes`. `Ok(None)` if it
 /// does not exist.
 pub(crate) fn read_small(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {

@@ -40,6 +40,7 @@
 //!     fsync: FsyncPolicy::Always,
 //!     broker_defaults: BTreeMap::new(),
 //!     clock: Arc::new(SystemClock),
+//!     recovery_threads: medulla_log::DEFAULT_RECOVERY_THREADS,
 //! })?;
 //! log.create_topic("admissions", 1, &BTreeMap::new(), false)?;
 //! let partition = log.partition("admissions", 0).expect("just created");
@@ -86,6 +87,7 @@ mod fsutil;
 mod index;
 pub mod limits;
 mod manager;
+mod parallel;
 mod partition;
 mod producers;
 mod segment;
@@ -97,7 +99,9 @@ pub use cleaner::CleanerConfig;
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigEntry, ConfigSource, TopicConfig};
 pub use error::{LogError, Result};
-pub use manager::{AlterOp, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta};
+pub use manager::{
+    AlterOp, DEFAULT_RECOVERY_THREADS, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta,
+};
 pub use partition::{AppendInfo, CleanStats, PartitionLog, TimestampLookup};
 pub use producers::{AbortedTxn, AppendOrigin, ProducerInfo, TxnMarker};
 pub use slice::FileSlice;

@@ -59,6 +59,11 @@ pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 /// itself does not ask for periodic flushes.
 pub const FLUSH_TICK_MS: u64 = 1000;
 
+/// Most threads opening partitions at start and flushing them at close
+/// (`num.recovery.threads.per.data.dir`): beyond this, threads only add memory (each
+/// scans with its own read buffer of [`SCAN_CHUNK_BYTES`]).
+pub const RECOVERY_THREADS_MAX: usize = 256;
+
 /// Longest path component we create: a topic name is the longest one.
 const FILE_NAME_BYTES_MAX: usize = 255;
 

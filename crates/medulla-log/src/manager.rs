@@ -24,16 +24,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cleaner::{self, CleanerThreads, OffsetMap, PassContext, Throttler};
 use crate::config::{is_known_config, validate_topic_name};
 use crate::fsutil;
-use crate::limits::{FLUSH_TICK_MS, PARTITIONS_PER_TOPIC_MAX, TOPIC_METADATA_FILE_BYTES_MAX};
+use crate::limits::{
+    FLUSH_TICK_MS, PARTITIONS_PER_TOPIC_MAX, RECOVERY_THREADS_MAX, TOPIC_METADATA_FILE_BYTES_MAX,
+};
 use crate::partition::OpenPartition;
-use crate::{CleanerConfig, Clock, LogError, PartitionLog, TopicConfig};
+use crate::{CleanerConfig, Clock, LogError, PartitionLog, TopicConfig, parallel};
 
 const LOCK_FILE: &str = ".lock";
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -67,7 +69,14 @@ pub struct LogManagerOptions {
     pub broker_defaults: BTreeMap<String, String>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Threads that open (and recover) the partitions at start and flush them at close
+    /// (Kafka's `num.recovery.threads.per.data.dir`; [`DEFAULT_RECOVERY_THREADS`]).
+    /// Clamped to `1..=`[`RECOVERY_THREADS_MAX`].
+    pub recovery_threads: usize,
 }
+
+/// Kafka 4's default `num.recovery.threads.per.data.dir`.
+pub const DEFAULT_RECOVERY_THREADS: usize = 2;
 
 /// A topic as the broker sees it.
 #[derive(Debug, Clone)]
@@ -117,12 +126,22 @@ struct Flusher {
     handle: JoinHandle<()>,
 }
 
+/// A topic whose `topic.json` was read at open, before its partitions are.
+struct LoadedTopic {
+    name: String,
+    dir: PathBuf,
+    id: uuid::Uuid,
+    config: Arc<TopicConfig>,
+    partitions: u32,
+}
+
 /// Owner of a data directory. Cheap to share behind an `Arc`.
 pub struct LogManager {
     data_dir: PathBuf,
     /// Holds the directory's flock until dropped.
     _lock: File,
     fsync: FsyncPolicy,
+    recovery_threads: usize,
     /// Replaced whole by [`LogManager::set_broker_defaults`]; read under `admin` by the
     /// operations that resolve topic configs.
     broker_defaults: RwLock<BTreeMap<String, String>>,
@@ -182,7 +201,9 @@ impl LogManager {
             fsync,
             broker_defaults,
             clock,
+            recovery_threads,
         } = options;
+        let recovery_threads = recovery_threads.clamp(1, RECOVERY_THREADS_MAX);
         std::fs::create_dir_all(&data_dir)?;
         let lock_file = OpenOptions::new()
             .read(true)
@@ -207,7 +228,6 @@ impl LogManager {
         empty_dir(&data_dir.join(STAGING_DIR))?;
         empty_dir(&data_dir.join(TRASH_DIR))?;
 
-        let mut topics = BTreeMap::new();
         let mut names: Vec<String> = Vec::new();
         for entry in std::fs::read_dir(data_dir.join(TOPICS_DIR))? {
             let entry = entry?;
@@ -221,17 +241,12 @@ impl LogManager {
             }
         }
         names.sort();
-        for name in names {
-            let entry = Self::load_topic(
-                &data_dir,
-                &name,
-                fsync,
-                &broker_defaults,
-                &clock,
-                clean_shutdown,
-            )?;
-            topics.insert(name, Arc::new(entry));
-        }
+        let loaded = names
+            .into_iter()
+            .map(|name| Self::load_topic(&data_dir, name, &broker_defaults))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let topics =
+            Self::open_partitions(loaded, fsync, &clock, clean_shutdown, recovery_threads)?;
 
         // Recovery is done: from here on a crash is an unclean shutdown again.
         if clean_shutdown {
@@ -243,6 +258,7 @@ impl LogManager {
             data_dir,
             _lock: lock_file,
             fsync,
+            recovery_threads,
             broker_defaults: RwLock::new(broker_defaults),
             clock,
             topics: Arc::new(RwLock::new(topics)),
@@ -255,15 +271,13 @@ impl LogManager {
         Ok(manager)
     }
 
+    /// Reads and checks `topic.json` and removes partition directories beyond its count.
     fn load_topic(
         data_dir: &Path,
-        name: &str,
-        fsync: FsyncPolicy,
+        name: String,
         broker_defaults: &BTreeMap<String, String>,
-        clock: &Arc<dyn Clock>,
-        clean_shutdown: bool,
-    ) -> crate::Result<TopicEntry> {
-        let dir = data_dir.join(TOPICS_DIR).join(name);
+    ) -> crate::Result<LoadedTopic> {
+        let dir = data_dir.join(TOPICS_DIR).join(&name);
         let path = dir.join(TOPIC_FILE);
         let tmp = dir.join(format!("{TOPIC_FILE}{}", fsutil::TMP_SUFFIX));
         if tmp.exists() {
@@ -289,18 +303,6 @@ impl LogManager {
             ));
         }
         let config = Arc::new(TopicConfig::resolve(broker_defaults, &file.configs)?);
-        let mut partitions = Vec::with_capacity(file.partitions as usize);
-        for p in 0..file.partitions {
-            partitions.push(Arc::new(PartitionLog::open(OpenPartition {
-                topic: name.to_owned(),
-                partition: p as i32,
-                dir: dir.join(p.to_string()),
-                config: Arc::clone(&config),
-                clock: Arc::clone(clock),
-                fsync,
-                clean_shutdown,
-            })?));
-        }
         // Partition directories beyond the count come from a CreatePartitions that did
         // not reach its topic.json update; they never took a write.
         for entry in std::fs::read_dir(&dir)? {
@@ -314,11 +316,70 @@ impl LogManager {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }
-        Ok(TopicEntry {
+        Ok(LoadedTopic {
+            name,
+            dir,
             id,
             config,
-            partitions,
+            partitions: file.partitions,
         })
+    }
+
+    /// Opens (and recovers) every partition of `loaded` on `threads` threads, as Kafka's
+    /// `LogManager.loadLogs` does with its recovery pool. A partition that cannot be
+    /// opened stops the open with [`LogError::Partition`] naming it.
+    fn open_partitions(
+        loaded: Vec<LoadedTopic>,
+        fsync: FsyncPolicy,
+        clock: &Arc<dyn Clock>,
+        clean_shutdown: bool,
+        threads: usize,
+    ) -> crate::Result<Topics> {
+        let started = Instant::now();
+        let jobs: Vec<(usize, u32)> = loaded
+            .iter()
+            .enumerate()
+            .flat_map(|(t, topic)| (0..topic.partitions).map(move |p| (t, p)))
+            .collect();
+        let opened = parallel::map(&jobs, threads, "medulla-recovery", |&(t, p)| {
+            let topic = &loaded[t];
+            PartitionLog::open(OpenPartition {
+                topic: topic.name.clone(),
+                partition: p as i32,
+                dir: topic.dir.join(p.to_string()),
+                config: Arc::clone(&topic.config),
+                clock: Arc::clone(clock),
+                fsync,
+                clean_shutdown,
+            })
+            .map(Arc::new)
+            .map_err(|e| LogError::Partition {
+                topic: topic.name.clone(),
+                partition: p as i32,
+                source: Box::new(e),
+            })
+        })?;
+        let mut opened = opened.into_iter();
+        let mut topics = Topics::new();
+        for topic in loaded {
+            let partitions = opened.by_ref().take(topic.partitions as usize).collect();
+            topics.insert(
+                topic.name,
+                Arc::new(TopicEntry {
+                    id: topic.id,
+                    config: topic.config,
+                    partitions,
+                }),
+            );
+        }
+        tracing::info!(
+            partitions = jobs.len(),
+            threads,
+            clean_shutdown,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened the log"
+        );
+        Ok(topics)
     }
 
     fn start_flusher(self: &Arc<Self>) -> crate::Result<()> {
@@ -839,17 +900,30 @@ impl LogManager {
         for partition in &partitions {
             partition.close();
         }
-        // Every partition is flushed even if one fails, but only a fully flushed
-        // directory is marked clean.
-        let mut first_error = None;
-        for partition in &partitions {
-            if let Err(e) = partition.flush_final() {
-                first_error.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first_error {
+        // Every partition is flushed even if one fails (so no item of the pool counts as
+        // failed), but only a fully flushed directory is marked clean. The pool overlaps
+        // the partitions' fsyncs, as Kafka's shutdown does with its recovery threads.
+        let started = Instant::now();
+        let flushed = parallel::map(
+            &partitions,
+            self.recovery_threads,
+            "medulla-close",
+            |partition| {
+                Ok::<_, LogError>(partition.flush_final().map_err(|e| LogError::Partition {
+                    topic: partition.topic().to_owned(),
+                    partition: partition.partition(),
+                    source: Box::new(e),
+                }))
+            },
+        )?;
+        if let Some(e) = flushed.into_iter().find_map(|r| r.err()) {
             return Err(e);
         }
+        tracing::info!(
+            partitions = partitions.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed every partition"
+        );
         fsutil::write_atomic(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         tracing::info!(data_dir = %self.data_dir.display(), "log closed cleanly");
         Ok(())

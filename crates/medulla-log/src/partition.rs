@@ -30,7 +30,7 @@ use crate::limits::{APPEND_BYTES_MAX, READ_BYTES_MAX, SEGMENT_FILE_BYTES_MAX};
 use crate::producers::{
     self, AbortedTxn, AppendOrigin, Check, ProducerInfo, ProducerState, TxnMarker, Updates,
 };
-use crate::segment::{self, AppendError, Payload, RecoverOptions, Segment};
+use crate::segment::{self, AppendError, Payload, RecoverOptions, Replay, Segment};
 use crate::slice::FileSlice;
 use crate::{Clock, FsyncPolicy, LogError, TopicConfig};
 
@@ -193,6 +193,9 @@ impl PartitionLog {
         if segment::recover_swaps(&dir)? {
             fsutil::sync_dir(&dir)?;
         }
+        // Whether this open creates or removes a file: only then is the directory synced
+        // (1,000 partitions opened after a clean shutdown change nothing).
+        let mut dir_changed = false;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -202,6 +205,7 @@ impl PartitionLog {
             if name.ends_with(TMP_SUFFIX) {
                 // A checkpoint write that did not finish: the old checkpoint stands.
                 std::fs::remove_file(entry.path())?;
+                dir_changed = true;
             } else if let Some(base) = name
                 .strip_suffix(".log")
                 .and_then(segment::parse_base_offset)
@@ -216,11 +220,18 @@ impl PartitionLog {
             }
         }
         bases.sort_unstable();
+        let mut indexed = vec![0u8; bases.len()];
         for (base, path) in index_files {
-            if bases.binary_search(&base).is_err() {
-                std::fs::remove_file(path)?;
+            match bases.binary_search(&base) {
+                Ok(i) => indexed[i] += 1,
+                Err(_) => {
+                    std::fs::remove_file(path)?;
+                    dir_changed = true;
+                }
             }
         }
+        // Recovery creates the index files a segment lacks.
+        dir_changed |= indexed.iter().any(|n| *n < 2);
 
         let checkpoint = |name: &str| match fsutil::read_checkpoint(&dir.join(name)) {
             Ok(v) => v,
@@ -242,6 +253,25 @@ impl PartitionLog {
             );
         }
 
+        // The producer state is rebuilt in the same pass that recovers the segments: the
+        // snapshot, then every batch recovery keeps from the snapshot's offset on (from
+        // the log start without one). Segments that later turn out to lie wholly below
+        // the log start hold nothing from there on: a snapshot is written at every roll,
+        // so its offset is past every sealed segment's batches.
+        let snapshot = read_producer_snapshot(&dir, &topic, partition);
+        let replay_from = match &snapshot {
+            Some((_, offset)) => *offset,
+            None => log_start_checkpoint.map_or(i64::MIN, |c| c.max(0)),
+        };
+        let mut producers = snapshot.map(|(state, _)| state).unwrap_or_default();
+        let mut replay_visit = |header: &BatchHeader, control: Option<segment::Marker>| {
+            producers.replay(header, control)
+        };
+        let mut replay = Replay {
+            from_offset: replay_from,
+            visit: &mut replay_visit,
+        };
+
         let now_ms = clock.now_ms();
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
@@ -256,12 +286,12 @@ impl PartitionLog {
                 now_ms,
                 roll_jitter_ms: roll_jitter_ms(&config),
             };
-            let mut segment = Segment::recover(&dir, base, &options)?;
+            let mut segment = Segment::recover(&dir, base, &options, &mut replay)?;
             if scanned {
                 // What was read back may have come from the page cache of the crashed
                 // process: sync it before anything newer is declared durable.
                 segment.dirty = true;
-                segment.index_dirty = !last;
+                segment.index_dirty |= !last;
             }
             segments.insert(base, segment);
         }
@@ -278,11 +308,13 @@ impl PartitionLog {
         for base in empty {
             if let Some(s) = segments.remove(&base) {
                 s.delete_files();
+                dir_changed = true;
             }
         }
 
         let mut log_start_dirty = false;
         if segments.is_empty() {
+            dir_changed = true;
             let base = log_start_checkpoint.unwrap_or(0).max(0);
             segments.insert(
                 base,
@@ -316,6 +348,7 @@ impl PartitionLog {
             );
             log_end = log_start;
             log_start_dirty = true;
+            dir_changed = true;
         }
         let active_base = segments.keys().next_back().copied().unwrap_or(log_start);
         let below: Vec<i64> = segments
@@ -326,15 +359,23 @@ impl PartitionLog {
         for base in below {
             if let Some(s) = segments.remove(&base) {
                 s.delete_files();
+                dir_changed = true;
             }
         }
         if log_start_dirty {
             fsutil::write_checkpoint(&dir.join(LOG_START_CHECKPOINT), log_start)?;
         }
-        fsutil::sync_dir(&dir)?;
+        if dir_changed {
+            fsutil::sync_dir(&dir)?;
+        }
 
-        let producers =
-            load_producer_state(&dir, &segments, log_start, log_end, &topic, partition)?;
+        if log_start_dirty || replay_from > log_end {
+            // The replayed state does not fit the recovered log (its start moved past a
+            // lost tail, or the snapshot is from past the end): rebuild it from the log
+            // as it now is, in a second pass. Only after a loss of unsynced data.
+            producers =
+                load_producer_state(&dir, &segments, log_start, log_end, &topic, partition)?;
+        }
         let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
 
         let (end_tx, _) = watch::channel(log_end);
@@ -635,15 +676,21 @@ impl PartitionLog {
         lock(&self.state).producers.expire(now_ms, expiration_ms)
     }
 
-    /// Writes the producer-state snapshot for everything below the log end.
-    fn snapshot_producers(&self, state: &mut State) -> crate::Result<()> {
+    /// Writes the producer-state snapshot for everything below the log end. With
+    /// `unless_unchanged`, a snapshot file that already holds exactly these bytes is left
+    /// alone (a partition closed with no write since it opened costs no fsync).
+    fn snapshot_producers(&self, state: &mut State, unless_unchanged: bool) -> crate::Result<()> {
         if self.status() == Status::Deleted {
             return Ok(());
         }
         let log_start = state.log_start_offset;
         state.producers.truncate_below(log_start);
         let bytes = state.producers.to_snapshot(state.log_end_offset);
-        fsutil::write_atomic(&self.dir.join(producers::SNAPSHOT_FILE), &bytes)?;
+        let path = self.dir.join(producers::SNAPSHOT_FILE);
+        if unless_unchanged && fsutil::holds(&path, &bytes) {
+            return Ok(());
+        }
+        fsutil::write_atomic(&path, &bytes)?;
         Ok(())
     }
 
@@ -687,7 +734,7 @@ impl PartitionLog {
         // Fallible steps first, so a failure leaves the old segment active and intact.
         // The producer state as of the new segment's base: recovery replays from there,
         // never over segments the cleaner may have rewritten.
-        self.snapshot_producers(state)?;
+        self.snapshot_producers(state, false)?;
         state.active_mut().finish_time_index()?;
         let segment = Segment::create(&self.dir, base, now_ms, roll_jitter_ms(config))?;
         let old = state.active_mut();
@@ -734,7 +781,7 @@ impl PartitionLog {
         let _flushing = lock(&self.flush_lock);
         self.flush_locked(true)?;
         let mut state = lock(&self.state);
-        self.snapshot_producers(&mut state)
+        self.snapshot_producers(&mut state, true)
     }
 
     fn flush_locked(&self, with_active_indexes: bool) -> crate::Result<()> {
@@ -1225,31 +1272,17 @@ impl PartitionLog {
     }
 }
 
-/// The producer state at `log_end`: the snapshot, then every batch written after it.
-/// A missing or unusable snapshot (or one from past a log end lost in a crash) means a
-/// replay of the whole log.
-fn load_producer_state(
+/// The producer snapshot and the offset it was taken at; `None` (with a warning) when it
+/// is missing, damaged or unreadable.
+fn read_producer_snapshot(
     dir: &std::path::Path,
-    segments: &BTreeMap<i64, Segment>,
-    log_start: i64,
-    log_end: i64,
     topic: &str,
     partition: i32,
-) -> crate::Result<ProducerState> {
+) -> Option<(ProducerState, i64)> {
     let path = dir.join(producers::SNAPSHOT_FILE);
-    let loaded = match fsutil::read_small(&path, crate::limits::PRODUCER_SNAPSHOT_BYTES_MAX) {
+    match fsutil::read_small(&path, crate::limits::PRODUCER_SNAPSHOT_BYTES_MAX) {
         Ok(Some(bytes)) => match ProducerState::from_snapshot(&bytes) {
-            Ok((state, offset)) if offset <= log_end => Some((state, offset)),
-            Ok((_, offset)) => {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset,
-                    log_end,
-                    "producer snapshot is past the log end; rebuilding"
-                );
-                None
-            }
+            Ok(loaded) => Some(loaded),
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "ignoring damaged producer snapshot");
                 None
@@ -1260,6 +1293,32 @@ fn load_producer_state(
             tracing::warn!(topic, partition, error = %e, "ignoring unreadable producer snapshot");
             None
         }
+    }
+}
+
+/// The producer state at `log_end` in a pass of its own: the snapshot, then every batch
+/// written after it. A missing or unusable snapshot (or one from past a log end lost in
+/// a crash) means a replay of the whole log.
+fn load_producer_state(
+    dir: &std::path::Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
+    topic: &str,
+    partition: i32,
+) -> crate::Result<ProducerState> {
+    let loaded = match read_producer_snapshot(dir, topic, partition) {
+        Some((_, offset)) if offset > log_end => {
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                log_end,
+                "producer snapshot is past the log end; rebuilding"
+            );
+            None
+        }
+        loaded => loaded,
     };
     let (mut state, from) = loaded.unwrap_or_else(|| (ProducerState::default(), log_start));
     for segment in segments.values().filter(|s| s.next_offset() > from) {

@@ -10,7 +10,9 @@
 //! Recovery ([`Segment::recover`]) trusts an index that passes its sanity checks and only
 //! replays the log from the last index entry on; otherwise it rebuilds both indexes by
 //! scanning the whole log. Either way it stops at the first batch whose header, length,
-//! offsets (or CRC, when asked) are wrong and cuts the file there.
+//! offsets (or CRC, when asked) are wrong and cuts the file there. The batches it keeps
+//! are shown to a [`Replay`] (the partition's producer state) in the same pass, so a
+//! segment scanned after a crash is read once, not twice.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -169,6 +171,38 @@ pub(crate) struct RecoverOptions {
     pub roll_jitter_ms: i64,
 }
 
+/// A transaction marker's `(commit, coordinator epoch)`.
+pub(crate) type Marker = (bool, i32);
+
+/// What recovery shows the batches it keeps to: every batch of a producer
+/// (`producer_id >= 0`) whose last offset is at least `from_offset`, in offset order,
+/// with `(commit, coordinator epoch)` for a transaction marker. Batches recovery cuts
+/// off are never shown.
+pub(crate) struct Replay<'a> {
+    /// Batches ending below this are not shown (the producer snapshot covers them).
+    pub from_offset: i64,
+    /// Called once per batch shown.
+    pub visit: &'a mut dyn FnMut(&BatchHeader, Option<Marker>),
+}
+
+impl Replay<'_> {
+    fn wants(&self, header: &BatchHeader) -> bool {
+        header.producer_id >= 0 && header.last_offset() >= self.from_offset
+    }
+
+    /// Shows one batch; `batch` holds its bytes (needed for a marker's control record).
+    fn show(&mut self, header: &BatchHeader, batch: &[u8]) -> io::Result<()> {
+        let control = batch::control_record(batch, header).map_err(|e| {
+            invalid_data(format!(
+                "unreadable transaction marker at offset {}: {e}",
+                header.base_offset
+            ))
+        })?;
+        (self.visit)(header, control.map(|c| (c.commit, c.coordinator_epoch)));
+        Ok(())
+    }
+}
+
 /// One segment of a partition.
 pub(crate) struct Segment {
     pub base_offset: i64,
@@ -276,8 +310,19 @@ impl Segment {
     }
 
     /// Opens a segment found on disk, checking (and if needed rebuilding) its indexes
-    /// and cutting off a torn or corrupt tail.
-    pub fn recover(dir: &Path, base_offset: i64, options: &RecoverOptions) -> io::Result<Segment> {
+    /// and cutting off a torn or corrupt tail; shows the batches it keeps to `replay`.
+    ///
+    /// Indexes rebuilt during a full scan are written but not synced (the segment comes
+    /// back with `index_dirty`, for the partition's next flush): after a crash the whole
+    /// scanned range is scanned again until that flush moves the recovery point, so
+    /// nothing trusts them before they are on disk. Indexes rebuilt otherwise (found
+    /// malformed in a segment the next open would trust) are synced before returning.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        options: &RecoverOptions,
+        replay: &mut Replay<'_>,
+    ) -> io::Result<Segment> {
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -307,8 +352,11 @@ impl Segment {
         }
         let rebuilt = loaded.is_none();
         let loaded = match loaded {
-            Some(l) => l,
-            None => rebuild(&log, base_offset, scan_end, options)?,
+            Some(l) => {
+                replay_kept(&log, base_offset, &l, replay)?;
+                l
+            }
+            None => rebuild(&log, base_offset, scan_end, options, replay)?,
         };
 
         if loaded.valid_end < file_bytes {
@@ -323,19 +371,20 @@ impl Segment {
             log.sync_data()?;
         }
 
+        let sync_rebuilt = !options.full_scan;
         let (offset_index, time_index) = if rebuilt {
             (
                 IndexFile::write_new(
                     &index_path(dir, base_offset),
                     loaded.offsets,
                     options.active,
-                    true,
+                    sync_rebuilt,
                 )?,
                 IndexFile::write_new(
                     &time_index_path(dir, base_offset),
                     loaded.times,
                     options.active,
-                    true,
+                    sync_rebuilt,
                 )?,
             )
         } else {
@@ -367,7 +416,7 @@ impl Segment {
             created_ms: options.now_ms,
             roll_jitter_ms: options.roll_jitter_ms,
             dirty: false,
-            index_dirty: false,
+            index_dirty: rebuilt && !sync_rebuilt,
             #[cfg(test)]
             fail_next_write: false,
         };
@@ -514,6 +563,9 @@ impl Segment {
 
         self.size_bytes = position;
         self.tracker = tracker;
+        // The final flush before a clean shutdown syncs the active segment's indexes
+        // (the next open trusts them) only when they changed.
+        self.index_dirty |= !offsets.is_empty() || !times.is_empty();
         if let Some(last) = headers.last() {
             self.next_offset = last.last_offset() + 1;
         }
@@ -804,7 +856,7 @@ pub(crate) fn recover_swaps(dir: &Path) -> io::Result<bool> {
                 now_ms: 0,
                 roll_jitter_ms: 0,
             };
-            scan(&mut reader, base, 0, base, &options, |_, _| {})?
+            scan(&mut reader, base, 0, base, &options, |_, _, _| Ok(()))?
                 .next_offset
                 .unwrap_or(base)
         };
@@ -902,7 +954,7 @@ fn replay_tail(
         start,
         base_offset,
         options,
-        |position, header| {
+        |position, header, _| {
             tracker.add(
                 base_offset,
                 position,
@@ -911,6 +963,7 @@ fn replay_tail(
                 &mut new_offsets,
                 &mut new_times,
             );
+            Ok(())
         },
     )?;
     if offsets
@@ -939,12 +992,14 @@ fn replay_tail(
     }))
 }
 
-/// Scans the whole log (checking every CRC) and rebuilds both indexes.
+/// Scans the whole log (checking every CRC) and rebuilds both indexes, showing each
+/// batch kept to `replay` as it goes.
 fn rebuild(
     log: &File,
     base_offset: i64,
     scan_end: u64,
     options: &RecoverOptions,
+    replay: &mut Replay<'_>,
 ) -> io::Result<Loaded> {
     let mut reader = ChunkReader::new(log, scan_end, SCAN_CHUNK_BYTES);
     let first_batch_timestamp = first_timestamp(&mut reader, scan_end)?;
@@ -960,7 +1015,7 @@ fn rebuild(
         0,
         base_offset,
         &options,
-        |position, header| {
+        |position, header, batch| {
             tracker.add(
                 base_offset,
                 position,
@@ -969,6 +1024,11 @@ fn rebuild(
                 &mut offsets,
                 &mut times,
             );
+            if replay.wants(header) {
+                // `rebuild` checks every CRC, so `scan` hands over every batch's bytes.
+                replay.show(header, batch.unwrap_or_default())?;
+            }
+            Ok(())
         },
     )?;
     Ok(Loaded {
@@ -982,6 +1042,48 @@ fn rebuild(
         tracker,
         first_batch_timestamp: first_batch_timestamp.filter(|_| outcome.valid_end > 0),
     })
+}
+
+/// Shows `replay` the kept batches of a segment whose indexes were trusted (so the scan
+/// covered only its tail): a walk over batch headers, from the last index entry below
+/// `replay.from_offset`, reading whole batches only for transaction markers.
+fn replay_kept(
+    log: &File,
+    base_offset: i64,
+    loaded: &Loaded,
+    replay: &mut Replay<'_>,
+) -> io::Result<()> {
+    if loaded
+        .next_offset
+        .is_none_or(|next| next <= replay.from_offset)
+    {
+        return Ok(());
+    }
+    let start = loaded
+        .offsets
+        .iter()
+        .chain(&loaded.new_offsets)
+        .take_while(|e| base_offset + (e.relative_offset as i64) < replay.from_offset)
+        .last()
+        .map_or(0, |e| e.position as u64);
+    let mut reader = ChunkReader::new(log, loaded.valid_end, FIND_CHUNK_BYTES);
+    let mut position = start;
+    while position < loaded.valid_end {
+        // Recovery has just walked and checked these batches.
+        let header = batch::parse_header(reader.get(position, BATCH_HEADER_BYTES)?)
+            .map_err(|e| invalid_data(format!("segment {base_offset} at byte {position}: {e}")))?;
+        let size = header.size_bytes();
+        if replay.wants(&header) {
+            let batch = if header.is_control() {
+                reader.get(position, size)?
+            } else {
+                &[]
+            };
+            replay.show(&header, batch)?;
+        }
+        position += size as u64;
+    }
+    Ok(())
 }
 
 fn first_timestamp(reader: &mut ChunkReader<'_>, scan_end: u64) -> io::Result<Option<i64>> {
@@ -1001,14 +1103,15 @@ struct ScanOutcome {
 }
 
 /// Walks batches from `from`, checking header, length, offsets (and CRC when asked),
-/// calling `visit` for each good one; stops at the first bad one.
+/// calling `visit` for each good one (with its bytes when the CRC was checked); stops at
+/// the first bad one.
 fn scan(
     reader: &mut ChunkReader<'_>,
     base_offset: i64,
     from: u64,
     min_offset: i64,
     options: &RecoverOptions,
-    mut visit: impl FnMut(u64, &BatchHeader),
+    mut visit: impl FnMut(u64, &BatchHeader, Option<&[u8]>) -> io::Result<()>,
 ) -> io::Result<ScanOutcome> {
     let end = reader.end;
     let mut position = from;
@@ -1053,12 +1156,16 @@ fn scan(
         if options.next_base_offset.is_some_and(|next| last >= next) {
             break Some(format!("offset {last} belongs to the next segment"));
         }
-        if options.verify_crc
-            && let Err(e) = batch::check_crc(reader.get(position, size as usize)?, &header)
-        {
-            break Some(e.to_string());
-        }
-        visit(position, &header);
+        let bytes = if options.verify_crc {
+            let bytes = reader.get(position, size as usize)?;
+            if let Err(e) = batch::check_crc(bytes, &header) {
+                break Some(e.to_string());
+            }
+            Some(bytes)
+        } else {
+            None
+        };
+        visit(position, &header, bytes)?;
         min_offset = last + 1;
         next_offset = Some(last + 1);
         position += size;

@@ -159,3 +159,17 @@ impl Clock for FakeClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// `n` records from producer `pid` with sequence `seq` (transactional if `txn`).
+pub(crate) fn producer_batch(n: usize, pid: i64, epoch: i16, seq: i32, txn: bool) -> Vec<u8> {
+    let mut b = simple_batch(n, 1_700_000_000_000);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    if txn {
+        b[22] |= 0x10;
+    }
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}

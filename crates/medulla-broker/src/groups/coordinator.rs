@@ -615,6 +615,7 @@ mod tests {
             fsync: FsyncPolicy::Never,
             broker_defaults: Default::default(),
             clock: Arc::new(SystemClock),
+            recovery_threads: medulla_log::DEFAULT_RECOVERY_THREADS,
         })
         .unwrap();
         log.create_topic("t", 1, &Default::default(), false)

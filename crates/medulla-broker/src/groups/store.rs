@@ -852,6 +852,7 @@ mod tests {
                 fsync: FsyncPolicy::Never,
                 broker_defaults: Default::default(),
                 clock: Arc::new(SystemClock),
+                recovery_threads: medulla_log::DEFAULT_RECOVERY_THREADS,
             })
             .unwrap()
         };

@@ -196,6 +196,7 @@ mod tests {
             fsync: FsyncPolicy::Never,
             broker_defaults: Default::default(),
             clock: Arc::new(SystemClock),
+            recovery_threads: medulla_log::DEFAULT_RECOVERY_THREADS,
         })
         .unwrap();
         if log.topic("t").is_none() {

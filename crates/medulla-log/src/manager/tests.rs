@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::batch::parse_header;
-use crate::test_support::{FakeClock, simple_batch, sized_batch};
+use crate::test_support::{FakeClock, producer_batch, simple_batch, sized_batch};
 
 const START_MS: i64 = 1_700_000_000_000;
 
@@ -22,6 +22,7 @@ fn options(dir: &Path, fsync: FsyncPolicy) -> LogManagerOptions {
         fsync,
         broker_defaults: BTreeMap::new(),
         clock: FakeClock::new(START_MS),
+        recovery_threads: DEFAULT_RECOVERY_THREADS,
     }
 }
 
@@ -652,5 +653,132 @@ fn the_cleaner_compacts_compacted_topics_only_and_stops_on_close() {
     assert!(
         lock(&m.cleaner).is_none(),
         "close stops the cleaner threads"
+    );
+}
+
+/// Copies a data directory (files and directories only) for opening the same state twice.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Everything a reopened partition exposes: offsets, producers, segments, bytes.
+fn partition_state(m: &LogManager) -> Vec<String> {
+    let mut out = Vec::new();
+    for topic in m.topics() {
+        for p in 0..topic.partitions as i32 {
+            let log = m.partition(&topic.name, p).unwrap();
+            let start = log.log_start_offset();
+            let mut bytes = Vec::new();
+            let mut offset = start;
+            while offset < log.log_end_offset() {
+                let read = log.read(offset, 1 << 20, true).unwrap();
+                let mut at = 0;
+                while at < read.len() {
+                    let header = parse_header(&read[at..]).unwrap();
+                    offset = header.last_offset() + 1;
+                    at += header.size_bytes();
+                }
+                bytes.extend_from_slice(&read);
+            }
+            out.push(format!(
+                "{}-{p}: start {start} end {} lso {} segments {:?} producers {:?} aborted {:?} bytes {}",
+                topic.name,
+                log.log_end_offset(),
+                log.last_stable_offset(),
+                log.segment_summary(),
+                log.producers(),
+                log.aborted_transactions(0, i64::MAX),
+                crc32c::crc32c(&bytes),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn parallel_recovery_opens_the_same_state_as_one_thread() {
+    // Issue 7: partitions open on `recovery_threads` threads; the result must not depend
+    // on how many.
+    let source = tempfile::tempdir().unwrap();
+    {
+        let m = open(source.path());
+        let small = map(&[
+            ("internal.segment.bytes", "700"),
+            ("index.interval.bytes", "64"),
+        ]);
+        m.create_topic("a", 7, &small, false).unwrap();
+        m.create_topic("b", 3, &BTreeMap::new(), false).unwrap();
+        for (topic, partitions) in [("a", 7), ("b", 3)] {
+            for p in 0..partitions {
+                let log = m.partition(topic, p).unwrap();
+                for i in 0..(p as usize + 3) {
+                    log.append(&sized_batch(2, 60, START_MS + i as i64))
+                        .unwrap();
+                }
+                log.append(&producer_batch(2, 100 + p as i64, 0, 0, p % 2 == 1))
+                    .unwrap();
+                log.flush().unwrap();
+            }
+        }
+        // Dropped without close: an unclean shutdown, every active segment is scanned.
+    }
+    let mut states = Vec::new();
+    for threads in [1, 4] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(source.path(), copy.path());
+        let m = LogManager::open(LogManagerOptions {
+            recovery_threads: threads,
+            ..options(copy.path(), FsyncPolicy::Always)
+        })
+        .unwrap();
+        states.push(partition_state(&m));
+    }
+    assert_eq!(states[0].len(), 10);
+    assert_eq!(states[0], states[1]);
+}
+
+#[test]
+fn a_partition_that_cannot_be_opened_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = open(dir.path());
+        m.create_topic("t", 5, &BTreeMap::new(), false).unwrap();
+        m.close().unwrap();
+    }
+    // A directory where partition 3's segment should be: it cannot be opened as a file.
+    let segment = dir.path().join(format!("topics/t/3/{:020}.log", 0));
+    std::fs::remove_file(&segment).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+    for threads in [1, 3] {
+        let result = LogManager::open(LogManagerOptions {
+            recovery_threads: threads,
+            ..options(dir.path(), FsyncPolicy::Always)
+        });
+        match result {
+            Err(e @ LogError::Partition { .. }) => {
+                let LogError::Partition {
+                    topic, partition, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!((topic.as_str(), *partition), ("t", 3));
+                assert!(e.to_string().starts_with("partition t-3: "), "{e}");
+            }
+            other => panic!("expected a Partition error, got {other:?}"),
+        }
+    }
+    assert!(
+        dir.path().join(".clean_shutdown").exists(),
+        "a failed open is not a recovery: the marker stays"
     );
 }

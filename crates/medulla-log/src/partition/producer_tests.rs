@@ -4,21 +4,7 @@
 use super::tests::Fixture;
 use super::*;
 use crate::batch::parse_header;
-use crate::test_support::simple_batch;
-
-/// `n` records from producer `pid` with sequence `seq` (transactional if `txn`).
-fn producer_batch(n: usize, pid: i64, epoch: i16, seq: i32, txn: bool) -> Vec<u8> {
-    let mut b = simple_batch(n, super::tests::START_MS);
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    if txn {
-        b[22] |= 0x10;
-    }
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
+use crate::test_support::{producer_batch, simple_batch};
 
 fn commit(pid: i64, epoch: i16, commit: bool) -> TxnMarker {
     TxnMarker {
@@ -133,4 +119,146 @@ fn a_roll_snapshots_so_recovery_replays_only_the_new_segment() {
     );
     log.append_marker(&commit(5, 0, true)).unwrap();
     assert_eq!(log.last_stable_offset(), log.log_end_offset());
+}
+
+/// The producer state rebuilt in the recovery pass equals the one a separate replay of
+/// the recovered log gives (what the partition did before issue 7 merged the passes).
+fn assert_state_matches_a_separate_replay(f: &Fixture, log: &PartitionLog) {
+    let state = lock(&log.state);
+    let separate = load_producer_state(
+        f.path(),
+        &state.segments,
+        state.log_start_offset,
+        state.log_end_offset,
+        "t",
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(state.producers.to_snapshot(state.log_end_offset)).unwrap(),
+        String::from_utf8(separate.to_snapshot(state.log_end_offset)).unwrap()
+    );
+}
+
+/// Two new producers, `pid` idempotent and `pid + 1` transactional with an aborted and
+/// an open transaction (ten offsets); returns the log end.
+fn write_history(log: &PartitionLog, pid: i64) -> i64 {
+    log.append(&producer_batch(2, pid, 0, 0, false)).unwrap();
+    log.append(&producer_batch(1, pid + 1, 0, 0, true)).unwrap();
+    log.append(&simple_batch(3, super::tests::START_MS))
+        .unwrap();
+    log.append_marker(&commit(pid + 1, 0, false)).unwrap();
+    log.append(&producer_batch(2, pid, 0, 2, false)).unwrap();
+    log.append(&producer_batch(1, pid + 1, 0, 1, true)).unwrap();
+    log.flush().unwrap();
+    log.log_end_offset()
+}
+
+#[test]
+fn recovery_rebuilds_producers_in_its_scan_without_a_snapshot() {
+    // Issue 7: the scan that checks the log after a crash also replays the producers.
+    let f = Fixture::new(&[("index.interval.bytes", "64")]);
+    drop({
+        let log = f.open();
+        write_history(&log, 5);
+        log
+    });
+    assert!(!f.path().join(producers::SNAPSHOT_FILE).exists());
+    let log = f.open_with(false);
+    assert_state_matches_a_separate_replay(&f, &log);
+    assert_eq!(log.aborted_transactions(0, 100).len(), 1);
+    assert_eq!(
+        log.last_stable_offset(),
+        9,
+        "the second transaction is open"
+    );
+    assert!(
+        log.append(&producer_batch(2, 5, 0, 2, false))
+            .unwrap()
+            .duplicate
+    );
+}
+
+#[test]
+fn recovery_replays_only_the_batches_it_keeps() {
+    let f = Fixture::new(&[]);
+    let end = {
+        let log = f.open();
+        let end = write_history(&log, 5);
+        log.flush_final().unwrap();
+        // Written after the snapshot, then torn by the crash.
+        log.append(&producer_batch(3, 5, 0, 4, false)).unwrap();
+        log.flush().unwrap();
+        end
+    };
+    let path = f.path().join("00000000000000000000.log");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(size - 10).unwrap();
+    let log = f.open_with(false);
+    assert_eq!(log.log_end_offset(), end);
+    assert_state_matches_a_separate_replay(&f, &log);
+    let retry = log.append(&producer_batch(3, 5, 0, 4, false)).unwrap();
+    assert!(!retry.duplicate, "the torn batch was never kept");
+}
+
+#[test]
+fn a_trusted_index_replays_from_the_snapshot_offset_only() {
+    // A clean open trusts the index; the producers written after the last snapshot are
+    // found by walking from the index entry below the snapshot's offset.
+    let f = Fixture::new(&[("index.interval.bytes", "64")]);
+    {
+        let log = f.open();
+        write_history(&log, 5);
+        log.flush_final().unwrap();
+        let older = std::fs::read(f.path().join(producers::SNAPSHOT_FILE)).unwrap();
+        log.append_marker(&commit(6, 0, true)).unwrap();
+        write_history(&log, 15);
+        log.flush_final().unwrap();
+        // As if the last snapshot were the earlier one (a roll's): the next open must
+        // replay everything written after it.
+        std::fs::write(f.path().join(producers::SNAPSHOT_FILE), older).unwrap();
+    }
+    let log = f.open();
+    assert!(
+        lock(&log.state)
+            .segments
+            .values()
+            .next()
+            .unwrap()
+            .offset_index_entries()
+            > 2
+    );
+    assert_state_matches_a_separate_replay(&f, &log);
+    assert_eq!(log.aborted_transactions(0, 100).len(), 2);
+}
+
+#[test]
+fn a_snapshot_past_a_lost_tail_is_rebuilt_from_the_log() {
+    let f = Fixture::new(&[]);
+    let kept = {
+        let log = f.open();
+        let kept = write_history(&log, 5);
+        log.append(&producer_batch(2, 5, 0, 4, false)).unwrap();
+        log.flush_final().unwrap();
+        kept
+    };
+    // A power loss took the last batch but not the snapshot written after it.
+    let path = f.path().join("00000000000000000000.log");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let last = producer_batch(2, 5, 0, 4, false).len() as u64;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(size - last)
+        .unwrap();
+    let log = f.open_with(false);
+    assert_eq!(log.log_end_offset(), kept);
+    assert_state_matches_a_separate_replay(&f, &log);
+    assert!(
+        !log.append(&producer_batch(2, 5, 0, 4, false))
+            .unwrap()
+            .duplicate
+    );
 }

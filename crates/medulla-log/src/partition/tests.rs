@@ -1072,3 +1072,80 @@ fn reads_race_appends_rolls_and_retention() {
     let records = all_records(&log);
     assert_eq!(records.last().unwrap().0, log.log_end_offset() - 1);
 }
+
+#[test]
+fn the_final_flush_syncs_the_active_indexes_and_skips_an_unchanged_snapshot() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(&[("index.interval.bytes", "64")]);
+    let snapshot_inode = || {
+        std::fs::metadata(f.path().join(producers::SNAPSHOT_FILE))
+            .unwrap()
+            .ino()
+    };
+    let log = f.open();
+    for i in 0..4 {
+        log.append(&sized_batch(2, 100, START_MS + i)).unwrap();
+    }
+    log.wait_durable(log.log_end_offset()).unwrap();
+    assert_eq!(log.fsync_count(), 1, "the active log only");
+    assert!(
+        log.segment_summary()[0].1 > 0,
+        "the appends wrote index entries"
+    );
+    log.flush_final().unwrap();
+    // The next open trusts these indexes without a scan, so they must be on disk.
+    assert_eq!(log.fsync_count(), 3, "and now both index files");
+    let written = snapshot_inode();
+    log.flush_final().unwrap();
+    assert_eq!(log.fsync_count(), 3, "nothing changed since");
+    assert_eq!(
+        snapshot_inode(),
+        written,
+        "the same snapshot is not written again"
+    );
+    drop(log);
+
+    // Issue 7: a partition opened and closed without a write costs no fsync.
+    let log = f.open();
+    log.flush_final().unwrap();
+    assert_eq!(log.fsync_count(), 0);
+    assert_eq!(snapshot_inode(), written);
+    log.append(&sized_batch(2, 100, START_MS)).unwrap();
+    log.flush_final().unwrap();
+    assert_ne!(snapshot_inode(), written);
+}
+
+#[test]
+fn indexes_rebuilt_by_an_unclean_open_are_synced_by_the_next_flush() {
+    let f = Fixture::new(&[
+        ("internal.segment.bytes", "600"),
+        ("index.interval.bytes", "64"),
+    ]);
+    let log = f.open();
+    for i in 0..8 {
+        log.append(&sized_batch(2, 100, START_MS + i)).unwrap();
+    }
+    log.flush().unwrap();
+    let segments = log.segment_summary();
+    assert!(segments.len() >= 3);
+    drop(log);
+    // Every segment lies after the recovery point: all are scanned and their indexes
+    // rebuilt but not synced during the open.
+    std::fs::remove_file(f.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+    let log = f.open_with(false);
+    assert_eq!(log.segment_summary(), segments, "rebuilt identically");
+    assert_eq!(log.fsync_count(), 0);
+    log.flush().unwrap();
+    // Each sealed segment: log and both indexes; the active one: its log.
+    assert_eq!(log.fsync_count(), 3 * (segments.len() as u64 - 1) + 1);
+    assert_eq!(
+        fsutil::read_checkpoint(&f.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap(),
+        Some(segments.last().unwrap().0)
+    );
+    log.flush_final().unwrap();
+    assert_eq!(
+        log.fsync_count(),
+        3 * (segments.len() as u64 - 1) + 3,
+        "the active segment's rebuilt indexes at the final flush"
+    );
+}
