@@ -25,6 +25,8 @@ struct Shared {
     advertised_host: String,
     advertised_port: u16,
     shutdown: watch::Receiver<bool>,
+    /// `queued.max.request.bytes` as permits (one per byte), when bounded.
+    request_memory: Option<Arc<tokio::sync::Semaphore>>,
     /// Dynamic broker configs; the lock also serialises their changes.
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
@@ -45,8 +47,14 @@ impl Broker {
         groups: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
     ) -> Broker {
+        let request_memory = config.queued_request_bytes_max.map(|bytes| {
+            Arc::new(tokio::sync::Semaphore::new(
+                bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+            ))
+        });
         Broker {
             shared: Arc::new(Shared {
+                request_memory,
                 config,
                 log,
                 cluster_id,
@@ -149,6 +157,11 @@ impl Broker {
     /// A receiver that turns `true` when the broker starts shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shared.shutdown.clone()
+    }
+
+    /// The broker-wide budget of request bytes (`queued.max.request.bytes`), if bounded.
+    pub fn request_memory(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.shared.request_memory.as_ref()
     }
 }
 

@@ -123,6 +123,12 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Largest request frame accepted; a larger frame closes the connection.",
     ),
     key(
+        "queued.max.request.bytes",
+        Some("536870912"),
+        3,
+        "Bytes of request frames being read or handled, across all connections, before Medulla stops reading new ones (-1: unbounded, Kafka's default; Medulla bounds it by default). At least socket.request.max.bytes.",
+    ),
+    key(
         "offsets.topic.num.partitions",
         Some("50"),
         3,
@@ -582,6 +588,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`.
     pub request_bytes_max: usize,
+    /// `queued.max.request.bytes`: `None` when unbounded (-1).
+    pub queued_request_bytes_max: Option<usize>,
     /// `max.connections`.
     pub connections_max: usize,
     /// `medulla.connection.inflight.max`.
@@ -723,6 +731,17 @@ impl BrokerConfig {
             1024,
             limits::REQUEST_BYTES_MAX as i64,
         )?;
+        let queued = get("queued.max.request.bytes").unwrap_or_default();
+        let queued_request_bytes_max = if queued.trim() == "-1" {
+            None
+        } else {
+            Some(parse_num::<usize>(
+                "queued.max.request.bytes",
+                &queued,
+                request_bytes_max as i64,
+                i64::MAX,
+            )?)
+        };
         let connections_max = parse_num::<usize>(
             "max.connections",
             &get("max.connections").unwrap_or_default(),
@@ -945,6 +964,7 @@ impl BrokerConfig {
                 auto_create_topics,
                 delete_topic_enable,
                 request_bytes_max,
+                queued_request_bytes_max,
                 connections_max,
                 inflight_per_connection_max,
                 connections_idle_max_ms,
@@ -1150,6 +1170,9 @@ mod tests {
             ("transaction.partition.verification.enable", "maybe"),
             ("producer.id.expiration.check.interval.ms", "-1"),
             ("num.recovery.threads.per.data.dir", "0"),
+            // Below socket.request.max.bytes (100 MiB): a largest frame could never be read.
+            ("queued.max.request.bytes", "1048576"),
+            ("queued.max.request.bytes", "-2"),
         ] {
             let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
             assert!(err.to_string().contains(k), "{err}");
@@ -1159,6 +1182,10 @@ mod tests {
     #[test]
     fn transaction_keys_default_to_kafkas_values() {
         let (c, _) = BrokerConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.queued_request_bytes_max, Some(512 << 20));
+        let (unbounded, _) =
+            BrokerConfig::from_properties(&props(&[("queued.max.request.bytes", "-1")])).unwrap();
+        assert_eq!(unbounded.queued_request_bytes_max, None);
         let d = crate::txn::TxnConfig::default();
         assert_eq!(c.txn.max_timeout_ms, d.max_timeout_ms);
         assert_eq!(c.txn.log_partitions, d.log_partitions);

@@ -168,6 +168,10 @@ fn is_disconnect(e: &io::Error) -> bool {
     )
 }
 
+/// Frames up to this size are read into the connection's ordinary buffer without
+/// touching `queued.max.request.bytes`; larger ones take their size from it first.
+const LARGE_FRAME_BYTES: usize = 64 * 1024;
+
 /// Reads frames and runs each request's first phase, in order, queueing the replies.
 async fn read_requests(
     broker: Broker,
@@ -181,6 +185,9 @@ async fn read_requests(
     let max_bytes = broker.config().request_bytes_max;
     let mut shutdown = broker.shutdown_signal();
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    // This connection's share of `queued.max.request.bytes` for the large frame it is
+    // reading (held from its size prefix until its first phase has run).
+    let mut frame_memory: Option<OwnedSemaphorePermit> = None;
     'read: loop {
         // Take every whole frame already buffered.
         loop {
@@ -246,6 +253,8 @@ async fn read_requests(
                     break 'read;
                 }
             };
+            // The frame has been handled (a Produce appended): its bytes are released.
+            frame_memory = None;
             if tx.send(slot).await.is_err() {
                 break 'read;
             }
@@ -256,7 +265,24 @@ async fn read_requests(
         let want = match buf.get(..4) {
             Some(prefix) => {
                 let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-                (4 + size.max(0) as usize).saturating_sub(buf.len())
+                let frame = 4 + size.max(0) as usize;
+                // A frame larger than the ordinary read buffer first takes its bytes from
+                // the broker-wide budget: when it is spent, this connection waits here
+                // (and its client with it) until others' frames are handled.
+                if frame > LARGE_FRAME_BYTES
+                    && frame_memory.is_none()
+                    && let Some(budget) = broker.request_memory()
+                {
+                    let permits = u32::try_from(frame).unwrap_or(u32::MAX);
+                    tokio::select! {
+                        permit = Arc::clone(budget).acquire_many_owned(permits) => match permit {
+                            Ok(p) => frame_memory = Some(p),
+                            Err(_) => break 'read,
+                        },
+                        _ = shutdown.changed() => break 'read,
+                    }
+                }
+                frame.saturating_sub(buf.len())
             }
             None => 64 * 1024,
         };

@@ -186,3 +186,71 @@ fn retention_deletes_old_segments_on_a_live_broker() {
     assert_eq!(high, 30);
     assert!(low < 30, "the active segment is never deleted");
 }
+
+#[test]
+fn queued_max_request_bytes_holds_back_large_frames_until_others_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Medulla::start(
+        dir.path(),
+        &[
+            "--override",
+            "socket.request.max.bytes=700000",
+            "--override",
+            "queued.max.request.bytes=1000000",
+        ],
+    );
+    // A large frame: ApiVersions with 600 KB of trailing bytes (ignored, as Kafka does).
+    let large = |id: i32| {
+        let mut f = request_frame(ApiKey::ApiVersions, 3, id, &ApiVersionsRequest::default());
+        f.extend(std::iter::repeat_n(0u8, 600_000));
+        let size = (f.len() - 4) as i32;
+        f[..4].copy_from_slice(&size.to_be_bytes());
+        f
+    };
+    let answered = |s: &mut TcpStream, id: i32| {
+        let mut body = read_frame(s).unwrap();
+        let header = ResponseHeader::decode(&mut body, 0).unwrap();
+        assert_eq!(header.correlation_id, id);
+    };
+
+    // A takes 600 KB of the 1 MB budget with a frame it has only half sent.
+    let frame_a = large(1);
+    let mut a = TcpStream::connect(&broker.addr).unwrap();
+    a.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    a.write_all(&frame_a[..300_000]).unwrap();
+    // B's whole frame does not fit what is left: it waits (its write may block too).
+    let addr = broker.addr.clone();
+    let b = std::thread::spawn(move || {
+        let mut b = TcpStream::connect(&addr).unwrap();
+        b.set_read_timeout(Some(common::DEADLINE)).unwrap();
+        b.write_all(&large(2)).unwrap();
+        b
+    });
+    // Small frames are not held back meanwhile.
+    let mut c = TcpStream::connect(&broker.addr).unwrap();
+    c.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    c.write_all(&request_frame(
+        ApiKey::ApiVersions,
+        3,
+        3,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    answered(&mut c, 3);
+    // B is not answered while A holds the budget (a window, not a deadline: nothing
+    // may arrive in it).
+    let mut b = b.join().unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut probe = [0u8; 1];
+    let early = std::io::Read::read(&mut b, &mut probe);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "B was answered before A's frame was handled: {early:?}"
+    );
+    // A completes: both are answered, A first.
+    a.write_all(&frame_a[300_000..]).unwrap();
+    answered(&mut a, 1);
+    b.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    answered(&mut b, 2);
+}
