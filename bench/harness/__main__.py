@@ -35,7 +35,7 @@ SIZES = {
                   restart_records=256 * 1024, fio_size="256M", fsync_size="4M", iperf_seconds=1),
     # The workloads.
     "standard": dict(runs=3, produce_records=2_000_000, sqlite_produce_records=200_000,
-                     catchup_records=10 * GIB_RECORDS, sqlite_catchup_records=GIB_RECORDS,
+                     catchup_records=10 * GIB_RECORDS, sqlite_catchup_records=GIB_RECORDS // 4,
                      latency_seconds=30, latency_warmup=3, scale_partitions=1000,
                      scale_connections=1000, scale_records=2_000_000, restart_partitions=1000,
                      restart_records=10 * GIB_RECORDS, fio_size="4G", fsync_size="16M",
