@@ -28,11 +28,19 @@
 # with only local entries run with -l. Per-test logs, JSON reports, test.conf,
 # results.tsv and the broker's log go to target/interop-librdkafka/<UTC time>/.
 #
+# Runs go RDK_JOBS (default 2) at a time against the one broker: most of a
+# test's time is spent waiting on client and broker timeouts, not on the CPU.
+# Each keeps its own test-runner, log and report, and the verdict lines and
+# results.tsv follow the selection's order, whatever the order of completion.
+# The runs listed in serial_tests below, and every `sockem` run, run alone with
+# nothing else in flight. RDK_JOBS=1 runs everything one after another.
+#
 # Exit status: 1 if an allowlisted test failed (or, when TESTs are named on the
 # command line, if any of them failed); 0 otherwise. SKIP is not a failure.
 #
 # Environment knobs: MEDULLA_CACHE (build cache, default ~/.cache/medulla),
-# MEDULLA_BIN (broker binary), RDK_TEST_TIMEOUT_S (per test, default 300),
+# MEDULLA_BIN (broker binary), RDK_JOBS (test runs in flight at once, default
+# 2; bash >= 5.1, else 1), RDK_TEST_TIMEOUT_S (per test, default 300),
 # RDK_TIMEOUT_MULTIPLIER (test.timeout.multiplier, default 1),
 # RDK_TEST_KAFKA_VERSION, TEST_DEBUG (passed through to test-runner, e.g.
 # TEST_DEBUG=protocol,broker,fetch).
@@ -73,6 +81,17 @@ done
 
 log() { echo "[librdkafka-suite] $*" >&2; }
 
+max_jobs="${RDK_JOBS:-2}"
+if [[ ! "$max_jobs" =~ ^[1-9][0-9]*$ ]]; then
+    log "RDK_JOBS must be a positive integer, not '$max_jobs'"
+    exit 2
+fi
+if ((max_jobs > 1)) && ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501)); then
+    # reap_one needs `wait -n -p VAR PID...` (bash 5.1).
+    log "bash $BASH_VERSION cannot run tests in parallel (needs 5.1): RDK_JOBS=1"
+    max_jobs=1
+fi
+
 build="$("$here/build.sh" | tail -1)" || { log "librdkafka build failed"; exit 2; }
 tests_dir="$build/tests"
 
@@ -94,6 +113,8 @@ entries_of() {
 }
 has_broker_entry() { awk -v n="$1" '$1 == n && $3 == 0 { f = 1 } END { exit !f }' <<<"$table"; }
 known_number() { awk -v n="$1" '$1 == n { f = 1 } END { exit !f }' <<<"$table"; }
+# scope_of NUM: -L (only its broker entries) if it has one, else -l (only local ones).
+scope_of() { if has_broker_entry "$1"; then echo "-L"; else echo "-l"; fi; }
 
 if [[ $list_only -eq 1 ]]; then
     awk '{ printf "%s  %-50s %s\n", $1, $2, ($3 ? "local" : "broker") }' <<<"$table"
@@ -112,6 +133,7 @@ allowlisted=""
 allow_full=""
 allow_sockem=""
 if [[ -f "$allowlist" ]]; then
+    # shellcheck disable=SC2016 # an awk program: $1, $i are awk's
     runs_awk='NF { id = $1; flag = 0
         for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == want) flag = 1 }
         for (i = 2; i <= NF; i++) { if ($i == "idempotent") id = id "@idempotent" }
@@ -121,6 +143,26 @@ if [[ -f "$allowlist" ]]; then
     allow_sockem="$(sed 's/#.*//' "$allowlist" | awk -v want=sockem "$runs_awk")"
 fi
 is_allowlisted() { grep -qx "$1" <<<"$allowlisted"; }
+
+# Runs that must not share the broker with another run when RDK_JOBS > 1: each
+# runs alone, after the runs in flight have finished and before any other starts.
+# An entry is a run (NNNN@consumer) or a number (all of its runs). Every `sockem`
+# run is serial as well, without being listed: socket emulation delays requests
+# by fixed amounts measured against the test's own timeouts.
+serial_tests=(
+    # fetch_queue_backoff: each record must reach the consumer within
+    # fetch.queue.backoff.ms + 30 ms; with a second test loading the broker one
+    # came 12 ms late ("Only 3/4 messages were in profile").
+    0127
+)
+is_serial() {
+    local s
+    if grep -qx "$1" <<<"$allow_sockem"; then return 0; fi
+    for s in "${serial_tests[@]}"; do
+        if [[ "$1" == "$s" || "${1%%@*}" == "$s" ]]; then return 0; fi
+    done
+    return 1
+}
 
 normalize() {
     # "17", "0017", "0017_compression" -> "0017"
@@ -156,8 +198,21 @@ run_dir="$repo_root/target/interop-librdkafka/$stamp"
 mkdir -p "$run_dir"
 broker_pid=""
 data_dir=""
+declare -A inflight=() # background test runs: pid -> run (see reap_one)
 
+# kill_tree PID: SIGTERM to PID's descendants, deepest first, then to PID.
+# shellcheck disable=SC2317 # called from cleanup (the EXIT trap)
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null
+}
+
+# shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
+    # Runs still in flight (interrupted): background jobs ignore SIGINT.
+    local pid
+    for pid in "${!inflight[@]}"; do kill_tree "$pid"; done
     if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
         kill "$broker_pid" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
@@ -217,35 +272,34 @@ test.timeout.multiplier=$TIMEOUT_MULTIPLIER
 EOF
 
 log "broker $bootstrap, TEST_KAFKA_VERSION=$KAFKA_VERSION, logs in $run_dir"
-log "$(wc -l <<<"$selected") test(s), ${PER_TEST_TIMEOUT_S}s timeout each"
+log "$(wc -l <<<"$selected") test(s), ${PER_TEST_TIMEOUT_S}s timeout each, $max_jobs at a time"
 
 # ---- run ---------------------------------------------------------------------
 strip_ansi() { sed -E 's/\x1b\[[0-9;]*m//g'; }
 
-pass=0 fail=0 skip=0
-failed_allowlisted=()
-failed_other=()
-results="$run_dir/results.tsv"
-printf 'test\tverdict\tseconds\tallowlisted\tdetail\n' >"$results"
-
-for run in $selected; do
-    num="${run%%@*}"
-    protocol_env=()
+# run_one RUN: runs one test run (test-runner, its log and JSON report) and
+# writes its verdict to $run_dir/RUN.verdict as shell assignments (verdict,
+# secs, entries, detail), renamed into place once complete (the file stays in
+# the run directory). With RDK_JOBS > 1 it runs in a background job;
+# report_ready prints the verdicts in the selection's order.
+run_one() {
+    local run="$1"
+    local num="${run%%@*}"
+    local protocol_env=() idempotent_flag="" scope entries quick sockem_flag
+    local test_log="$run_dir/$run.log" report="$run_dir/$run.json"
+    local verdict detail secs rc start states n_passed n_failed reason first_failure
     if [[ "$run" == *@consumer* ]]; then protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL=consumer); fi
-    idempotent_flag=""
     if [[ "$run" == *@idempotent ]]; then idempotent_flag="-P"; fi
-    if has_broker_entry "$num"; then scope="-L"; else scope="-l"; fi
+    scope="$(scope_of "$num")"
     entries="$(entries_of "$num" "$scope")"
     quick="$quick_flag"
     if grep -qx "$run" <<<"$allow_full"; then quick=""; fi
     sockem_flag="-E"
     if grep -qx "$run" <<<"$allow_sockem"; then sockem_flag=""; fi
-    test_log="$run_dir/$run.log"
-    report="$run_dir/$run.json"
     rm -f "$report"
 
     if [[ -n "$broker_pid" ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
-        verdict="FAIL" detail="broker is no longer running (see $run_dir/broker.log)" secs=0 rc=-1
+        verdict="FAIL" detail="broker is no longer running (see $run_dir/broker.log)" secs=0
     else
         start=$SECONDS
         # The outer subshell swallows bash's "Aborted" job notice: test-runner
@@ -299,6 +353,22 @@ for run in $selected; do
         fi
     fi
 
+    printf 'verdict=%q secs=%q entries=%q detail=%q\n' "$verdict" "$secs" "$entries" "$detail" \
+        >"$run_dir/$run.verdict.tmp"
+    mv "$run_dir/$run.verdict.tmp" "$run_dir/$run.verdict"
+}
+
+pass=0 fail=0 skip=0
+failed_allowlisted=()
+failed_other=()
+results="$run_dir/results.tsv"
+printf 'test\tverdict\tseconds\tallowlisted\tdetail\n' >"$results"
+
+# report_run RUN: prints RUN's line, appends it to results.tsv and counts it.
+report_run() {
+    local run="$1" verdict secs entries detail al
+    # shellcheck disable=SC1090 # written by run_one with printf %q
+    source "$run_dir/$run.verdict"
     if is_allowlisted "$run"; then al="yes"; else al="no"; fi
     case "$verdict" in
         PASS) pass=$((pass + 1)) ;;
@@ -310,7 +380,50 @@ for run in $selected; do
     esac
     printf '%-4s  %s  %4ss  %-60s %s\n' "$verdict" "$run" "$secs" "$entries" "$detail"
     printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$verdict" "$secs" "$al" "$detail" >>"$results"
+}
+
+# Report every run, in the selection's order, whose verdict and predecessors' are in
+# (a run can be reported before reap_one has reaped its job).
+mapfile -t runs <<<"$selected"
+next_report=0
+report_ready() {
+    while ((next_report < ${#runs[@]})) && [[ -f "$run_dir/${runs[next_report]}.verdict" ]]; do
+        report_run "${runs[next_report]}"
+        next_report=$((next_report + 1))
+    done
+}
+
+# reap_one waits for one of the background runs in flight (only those: the
+# broker is a child too) and reports what became reportable.
+reap_one() {
+    local pid="" run rc
+    wait -n -p pid "${!inflight[@]}"
+    rc=$?
+    [[ -n "$pid" ]] || return 0 # a trapped signal interrupted the wait
+    run="${inflight[$pid]}"
+    unset "inflight[$pid]"
+    if [[ ! -f "$run_dir/$run.verdict" ]]; then
+        printf 'verdict=FAIL secs=0 entries=%q detail=%q\n' "$(entries_of "${run%%@*}" "$(scope_of "${run%%@*}")")" \
+            "its runner job exited (rc $rc) without a verdict" >"$run_dir/$run.verdict"
+    fi
+    report_ready
+}
+drain() { while ((${#inflight[@]} > 0)); do reap_one; done; }
+
+for run in "${runs[@]}"; do
+    if ((max_jobs == 1)) || is_serial "$run"; then
+        # Alone, in the foreground (as all runs were before RDK_JOBS).
+        drain
+        run_one "$run"
+        report_ready
+    else
+        while ((${#inflight[@]} >= max_jobs)); do reap_one; done
+        run_one "$run" &
+        inflight[$!]="$run"
+    fi
 done
+drain
+report_ready
 
 echo
 echo "librdkafka suite against $bootstrap: $pass passed, $fail failed, $skip skipped (logs: $run_dir)"
