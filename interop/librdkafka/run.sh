@@ -25,15 +25,16 @@
 # say `NNNN full` to run that one test without -Q. Numbers that have a broker
 # entry run with -L, so their `_local` / `_mock` siblings (librdkafka's
 # in-process mock cluster; they never touch our broker) are left out; numbers
-# with only local entries run with -l. Per-test logs, JSON reports, test.conf,
-# results.tsv and the broker's log go to target/interop-librdkafka/<UTC time>/.
+# with only local entries run with -l. Per-test logs, JSON reports and verdicts
+# (RUN.log, RUN.json, RUN.verdict), test.conf, results.tsv and the broker's log
+# go to target/interop-librdkafka/<UTC time>/.
 #
 # Runs go RDK_JOBS (default 2) at a time against the one broker: most of a
 # test's time is spent waiting on client and broker timeouts, not on the CPU.
 # Each keeps its own test-runner, log and report, and the verdict lines and
 # results.tsv follow the selection's order, whatever the order of completion.
-# The runs listed in serial_tests below, and every `sockem` run, run alone with
-# nothing else in flight. RDK_JOBS=1 runs everything one after another.
+# The runs in serial_tests (in this script) and every `sockem` run run alone,
+# with nothing else in flight. RDK_JOBS=1 runs everything one after another.
 #
 # Exit status: 1 if an allowlisted test failed (or, when TESTs are named on the
 # command line, if any of them failed); 0 otherwise. SKIP is not a failure.
