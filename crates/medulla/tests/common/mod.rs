@@ -301,3 +301,20 @@ pub async fn commit_simple(c: &mut medulla::admin::Client, group: &str) {
     let r = c.send_at(r, 8).await.unwrap();
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
 }
+
+/// `records` encoded as uncompressed RecordBatch v2 (kafka-protocol's encoder starts a new
+/// batch wherever offset − sequence changes).
+pub fn encode_batch(records: &[kafka_protocol::records::Record]) -> bytes::Bytes {
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode a record batch");
+    buf.freeze()
+}
