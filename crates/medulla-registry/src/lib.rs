@@ -1,1 +1,11 @@
+//! Medulla's Schema Registry: Confluent's REST API over Avro, JSON Schema and
+//! Protobuf, with its state in the compacted `_schemas` topic of any Kafka cluster.
+
+pub mod api;
+pub mod compat;
+pub mod error;
+pub mod limits;
+pub mod records;
+pub mod registry;
 pub mod schema;
+pub mod state;

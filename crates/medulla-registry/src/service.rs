@@ -1,0 +1,97 @@
+//! Running a registry: open `_schemas` through the Kafka client, catch up, serve HTTP.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use medulla_client::{ClientConfig, LogRecord, TopicLog};
+use tokio::sync::oneshot;
+
+use crate::limits::Limits;
+use crate::registry::{BoxFuture, Log, Registry, apply_record};
+use crate::state::State;
+
+/// What `medulla serve` configures.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// `--registry-listen`.
+    pub listen: SocketAddr,
+    /// The Kafka cluster the state lives in (the embedded broker by default).
+    pub kafka: ClientConfig,
+    /// Confluent's `kafkastore.topic`, `_schemas`.
+    pub topic: String,
+    pub limits: Limits,
+    /// How long opening (creating the topic, reading it to its end) may take.
+    pub open_timeout: Duration,
+}
+
+impl RegistryConfig {
+    pub fn new(listen: SocketAddr, kafka: ClientConfig) -> RegistryConfig {
+        RegistryConfig {
+            listen,
+            kafka,
+            topic: "_schemas".to_owned(),
+            limits: Limits::default(),
+            open_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+struct KafkaLog(TopicLog);
+
+impl Log for KafkaLog {
+    fn append(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> BoxFuture<'_, Result<i64, String>> {
+        Box::pin(async move { self.0.append(key, value).await.map_err(|e| e.to_string()) })
+    }
+    fn sync(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.0.sync().await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// A started registry.
+pub struct RunningRegistry {
+    pub local_addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningRegistry {
+    /// Stops accepting, finishes requests in flight.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await.context("registry server task")?.context("registry server")?;
+        Ok(())
+    }
+}
+
+/// Opens the state (creating `_schemas` compacted with one partition when missing,
+/// reading it to its end), then binds and serves. Answers nothing before the state is
+/// complete.
+pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
+    let state = Arc::new(RwLock::new(State::new()));
+    let feed = state.clone();
+    let apply = Box::new(move |r: LogRecord| {
+        apply_record(&feed, r.offset, r.key.as_deref(), r.value.as_deref());
+    });
+    let log = TopicLog::open(&cfg.kafka, &cfg.topic, &[("cleanup.policy", "compact")], apply, cfg.open_timeout)
+        .await
+        .with_context(|| format!("cannot open the schema registry's topic {} at {}", cfg.topic, cfg.kafka.bootstrap))?;
+    let cluster_id = log.cluster_id().unwrap_or_default();
+    let registry = Arc::new(Registry::new(state, Box::new(KafkaLog(log)), cfg.limits.clone(), cluster_id));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--registry-listen)", cfg.listen))?;
+    let local_addr = listener.local_addr()?;
+    let app = crate::api::router(registry.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningRegistry { local_addr, registry, stop, server })
+}
