@@ -107,4 +107,29 @@ fn protobuf_vectors() {
 }
 
 /// Cases where Confluent's verdict differs from the file's (Karapace's), by line.
-const PROTOBUF_EXCEPTIONS: &[(usize, &str)] = &[];
+/// Confluent's rules are its `protobuf.diff` package: `SchemaDiff.COMPATIBLE_CHANGES`
+/// lists FIELD_ADDED and FIELD_REMOVED but not PACKAGE_CHANGED.
+const PROTOBUF_EXCEPTIONS: &[(usize, &str)] = &[
+    // Renumbering a field (age = 2 -> age = 3) is, by number, one field removed and
+    // one added: both compatible changes for Confluent (proto3 has no required
+    // fields); Karapace calls it incompatible.
+    (
+        3,
+        "field number changed: FIELD_REMOVED + FIELD_ADDED, compatible for Confluent",
+    ),
+    (
+        13,
+        "field number changed: FIELD_REMOVED + FIELD_ADDED, compatible for Confluent",
+    ),
+    // Both sides declare `int32 hodofield = 0;`. Field number 0 is invalid protobuf:
+    // protoc and protox reject it, and so does Confluent when it builds the
+    // descriptor ("Field numbers must be positive integers"), so the schema is
+    // refused as invalid; Karapace's parser lets it through.
+    (16, "field number 0: an invalid schema for Confluent"),
+    // Package a1 -> a2: Confluent reports PACKAGE_CHANGED, which is not among its
+    // compatible changes; Karapace accepts it.
+    (
+        17,
+        "package changed: PACKAGE_CHANGED is incompatible for Confluent",
+    ),
+];
