@@ -297,7 +297,7 @@ impl Checker<'_> {
 /// Java's `schemaNameEquals`: the unqualified names are equal, or a reader alias is
 /// the writer's full name.
 fn names_match(reader: &TypeName, writer: &TypeName) -> bool {
-    reader.simple == writer.simple || reader.aliases.iter().any(|a| *a == writer.full)
+    reader.simple == writer.simple || reader.aliases.contains(&writer.full)
 }
 
 /// Avro's promotions: a value written as `writer` can be read as `reader`.

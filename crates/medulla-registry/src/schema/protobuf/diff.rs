@@ -431,14 +431,14 @@ impl Ctx<'_> {
             self.add(Diff::FieldNameChanged);
         }
         let (ot, ut) = (field_type(o), field_type(u));
-        if let (FieldType::Scalar(og), FieldType::Scalar(_)) = (&ot, &ut) {
-            if o.is_list() != u.is_list() {
-                self.add(if *og == ScalarGroup::StringOrBytes {
-                    Diff::FieldStringOrBytesLabelChanged
-                } else {
-                    Diff::FieldNumericLabelChanged
-                });
-            }
+        if let (FieldType::Scalar(og), FieldType::Scalar(_)) = (&ot, &ut)
+            && o.is_list() != u.is_list()
+        {
+            self.add(if *og == ScalarGroup::StringOrBytes {
+                Diff::FieldStringOrBytesLabelChanged
+            } else {
+                Diff::FieldNumericLabelChanged
+            });
         }
         self.compare_field_types(&ot, &ut);
     }
