@@ -1,0 +1,3 @@
+//! Unit tests of JSON Schema parsing, forms and compatibility.
+
+use super::*;
