@@ -102,10 +102,10 @@ impl JsonSchema {
                 Some(_) => draft_of(&value),
                 None => draft,
             };
-            if let Ok(own) = document_uri(&value, dep_draft, &uri) {
-                if own != uri {
-                    docs.push(diff::Doc::new(own, value.clone()));
-                }
+            if let Ok(own) = document_uri(&value, dep_draft, &uri)
+                && own != uri
+            {
+                docs.push(diff::Doc::new(own, value.clone()));
             }
             resources.push((uri.clone(), dep_draft.create_resource(value.clone())));
             docs.push(diff::Doc::new(uri, value));

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 const COMPARE_DEPTH_MAX: usize = 128;
 /// Total number of node comparisons one check may make (`anyOf` against `anyOf` is a
 /// cross product, nested ones multiply) before it gives up (`COMPARISON_TOO_COMPLEX`).
-const COMPARE_STEPS_MAX: u64 = 200_000;
+const COMPARE_STEPS_MAX: u64 = 100_000;
 /// Longest chain of `$ref`s to `$ref`s followed before a node is taken as `{}`.
 const REF_CHAIN_MAX: usize = 32;
 
@@ -129,11 +129,26 @@ pub(crate) fn incompatibilities(writer: &[Doc], reader: &[Doc]) -> Vec<String> {
     let original = Node::whole(Side(writer), &w.value);
     let update = Node::whole(Side(reader), &r.value);
     compare(&mut ctx, Some(original), Some(update));
-    ctx.diffs
+    let mut errors: Vec<String> = ctx
+        .diffs
         .into_iter()
         .filter(|(ty, _)| !is_compatible_change(ty))
         .map(|(ty, path)| format!("{ty} {path}"))
-        .collect()
+        .collect();
+    // A limit hit inside a union alternative is otherwise hidden behind
+    // COMBINED_TYPE_SUBSCHEMAS_CHANGED: say which limit it was.
+    for (hit, ty) in [
+        (
+            shared.steps.get() > COMPARE_STEPS_MAX,
+            "COMPARISON_TOO_COMPLEX",
+        ),
+        (shared.too_deep.get(), "COMPARISON_TOO_DEEP"),
+    ] {
+        if hit && !errors.iter().any(|e| e.starts_with(ty)) {
+            errors.push(format!("{ty} #/"));
+        }
+    }
+    errors
 }
 
 /// The documents of one side of the comparison.
@@ -552,11 +567,21 @@ impl Kind<'_> {
     }
 }
 
+/// A (writer node, reader node) pair by identity: value address and facet.
+type PairKey = ((usize, Facet), (usize, Facet));
+
+/// Property dependencies (name, required names) and schema dependencies (name, schema).
+type Dependencies<'a> = (
+    Vec<(&'a String, Vec<&'a Value>)>,
+    Vec<(&'a String, Node<'a>)>,
+);
+
 /// State shared by a context and all its subcontexts.
 #[derive(Default)]
 struct Shared {
-    in_progress: RefCell<HashSet<((usize, Facet), (usize, Facet))>>,
+    in_progress: RefCell<HashSet<PairKey>>,
     depth: Cell<usize>,
+    too_deep: Cell<bool>,
     steps: Cell<u64>,
 }
 
@@ -627,6 +652,7 @@ fn compare(ctx: &mut Ctx<'_>, original: Option<Node<'_>>, update: Option<Node<'_
         return ctx.add("COMPARISON_TOO_COMPLEX");
     }
     if shared.depth.get() >= COMPARE_DEPTH_MAX {
+        shared.too_deep.set(true);
         return ctx.add("COMPARISON_TOO_DEEP");
     }
     let key = (original.key(), update.key());
@@ -701,10 +727,8 @@ fn compare_resolved(ctx: &mut Ctx<'_>, original: Node<'_>, update: Node<'_>) {
             }
         }
         (Kind::Enum(o), Kind::Enum(u)) => compare_enum(ctx, o, u),
-        (Kind::Const(o), Kind::Const(u)) => {
-            if o != u {
-                ctx.add_at("const", "ENUM_ARRAY_CHANGED");
-            }
+        (Kind::Const(o), Kind::Const(u)) if o != u => {
+            ctx.add_at("const", "ENUM_ARRAY_CHANGED");
         }
         (Kind::Combined(oc, os), Kind::Combined(uc, us)) => {
             compare_combined(ctx, (oc, os), (uc, us));
@@ -1110,12 +1134,7 @@ impl<'a> ObjectView<'a> {
 
     /// Property dependencies (`dependencies` arrays, `dependentRequired`) and schema
     /// dependencies (`dependencies` schemas, `dependentSchemas`).
-    fn dependencies(
-        &self,
-    ) -> (
-        Vec<(&'a String, Vec<&'a Value>)>,
-        Vec<(&'a String, Node<'a>)>,
-    ) {
+    fn dependencies(&self) -> Dependencies<'a> {
         let mut arrays = Vec::new();
         let mut schemas = Vec::new();
         for key in ["dependencies", "dependentRequired", "dependentSchemas"] {
@@ -1145,13 +1164,12 @@ fn has_default(node: &Node<'_>) -> bool {
 
 /// Keys of both lists, each once, in first-seen order.
 fn union_keys<'k, T>(a: &[(&'k String, T)], b: &[(&'k String, T)]) -> Vec<&'k String> {
-    let mut keys: Vec<&String> = Vec::new();
-    for (k, _) in a.iter().chain(b) {
-        if !keys.contains(k) {
-            keys.push(k);
-        }
-    }
-    keys
+    let mut seen: HashSet<&String> = HashSet::with_capacity(a.len() + b.len());
+    a.iter()
+        .chain(b)
+        .map(|(k, _)| *k)
+        .filter(|k| seen.insert(k))
+        .collect()
 }
 
 fn compare_object(ctx: &mut Ctx<'_>, o: Node<'_>, u: Node<'_>) {
@@ -1389,15 +1407,9 @@ impl<'a> ArrayView<'a> {
         if let Some(schema) = self.additional_schema() {
             return Some(schema);
         }
-        if self.permits_additional() {
-            if let Some(uneval) = self.unevaluated() {
-                let kind = uneval.resolved().kind();
-                if !matches!(kind, Kind::False) && !kind.is_empty_schema() {
-                    return Some(uneval);
-                }
-            }
-        }
-        None
+        let uneval = self.unevaluated().filter(|_| self.permits_additional())?;
+        let kind = uneval.resolved().kind();
+        (!matches!(kind, Kind::False) && !kind.is_empty_schema()).then_some(uneval)
     }
 }
 
