@@ -86,3 +86,29 @@ impl ClientConfig {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// The registry shares these across request handlers: they and their futures must be
+/// `Send` (and the handles `Sync`).
+#[allow(dead_code)]
+fn _assert_thread_safe(log: &TopicLog, cfg: &ClientConfig) {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    send_sync(log);
+    send(&log.append(Vec::new(), None));
+    send(&log.sync());
+    send(&Election::join(cfg, "g", "sr", unreachable_identity()));
+    fn election_is_send_sync(e: &Election) {
+        send_sync(e);
+    }
+    let _ = election_is_send_sync;
+}
+
+#[allow(dead_code)]
+fn unreachable_identity() -> Identity {
+    Identity {
+        host: String::new(),
+        port: 0,
+        scheme: String::new(),
+        leader_eligible: false,
+    }
+}

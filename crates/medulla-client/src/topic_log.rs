@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -63,11 +63,33 @@ pub struct TopicLog {
     topic: String,
     bootstrap: String,
     timeout: Duration,
-    producer: FutureProducer,
-    consumer: Arc<BaseConsumer>,
     progress: watch::Receiver<Progress>,
     stop: Arc<AtomicBool>,
+    /// Always `Some` until `close` or drop takes it to destroy off the async threads.
+    handles: Option<Handles>,
+}
+
+/// The librdkafka handles. Destroying one can block (it waits for its threads and
+/// in-flight requests), so it happens on a blocking thread, never on the runtime's.
+struct Handles {
+    producer: FutureProducer,
+    consumer: Arc<BaseConsumer>,
     reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handles {
+    /// Waits for the reader to stop (the caller has set the stop flag), flushes the
+    /// producer, and destroys everything. Blocking.
+    fn shut_down(mut self, flush_timeout: Duration) {
+        if let Some(r) = self.reader.take()
+            && r.join().is_err()
+        {
+            tracing::error!("the state-log reader thread panicked");
+        }
+        if let Err(e) = self.producer.flush(Timeout::After(flush_timeout)) {
+            tracing::warn!(error = %e, "flushing the state-log producer failed");
+        }
+    }
 }
 
 impl TopicLog {
@@ -98,7 +120,10 @@ impl TopicLog {
             .create()
             .map_err(|e| ClientError::kafka("cannot create the Kafka admin client", e))?;
         let admin = Arc::new(admin);
-        ensure_topic(cfg, &admin, topic, configs, deadline).await?;
+        if let Err(e) = ensure_topic(cfg, &admin, topic, configs, deadline).await {
+            drop_blocking(admin);
+            return Err(e);
+        }
 
         let producer: FutureProducer = cfg
             .rdkafka(&[
@@ -144,15 +169,19 @@ impl TopicLog {
                 .spawn(move || read_loop(&consumer, &topic, apply, &progress_tx, &stop))
                 .map_err(|e| ClientError::Config(format!("cannot start the reader thread: {e}")))?
         };
+        // The admin client's work is done; destroying it may block.
+        drop_blocking(admin);
         let log = TopicLog {
             topic: topic.to_owned(),
             bootstrap: cfg.bootstrap.clone(),
             timeout,
-            producer,
-            consumer,
             progress,
             stop,
-            reader: Some(reader),
+            handles: Some(Handles {
+                producer,
+                consumer,
+                reader: Some(reader),
+            }),
         };
         // On error the log is dropped, which stops the reader.
         let end = log.end_offset(deadline).await?;
@@ -178,7 +207,9 @@ impl TopicLog {
         }
         let sent = tokio::time::timeout_at(
             deadline,
-            self.producer.send(record, Timeout::After(self.timeout)),
+            self.handles()?
+                .producer
+                .send(record, Timeout::After(self.timeout)),
         )
         .await
         .map_err(|_| {
@@ -219,28 +250,27 @@ impl TopicLog {
     /// Stops the reader and flushes the producer.
     pub async fn close(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let reader = self.reader.take();
-        let producer = self.producer.clone();
+        let Some(handles) = self.handles.take() else {
+            return;
+        };
         let timeout = self.timeout;
-        let joined = tokio::task::spawn_blocking(move || {
-            if let Some(r) = reader
-                && r.join().is_err()
-            {
-                tracing::error!("the state-log reader thread panicked");
-            }
-            if let Err(e) = producer.flush(Timeout::After(timeout)) {
-                tracing::warn!(error = %e, "flushing the state-log producer failed");
-            }
-        })
-        .await;
-        if let Err(e) = joined {
+        if let Err(e) = tokio::task::spawn_blocking(move || handles.shut_down(timeout)).await {
             tracing::error!(error = %e, "closing the state log failed");
         }
     }
 
+    fn handles(&self) -> Result<&Handles, ClientError> {
+        self.handles
+            .as_ref()
+            .ok_or_else(|| ClientError::ReaderStopped {
+                topic: self.topic.clone(),
+                reason: "the log is closed".into(),
+            })
+    }
+
     /// The topic's end offset (high watermark of its only partition).
     async fn end_offset(&self, deadline: Instant) -> Result<i64, ClientError> {
-        let consumer = self.consumer.clone();
+        let consumer = self.handles()?.consumer.clone();
         let topic = self.topic.clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let watermarks =
@@ -316,9 +346,29 @@ impl TopicLog {
 }
 
 impl Drop for TopicLog {
-    /// The reader notices within one poll interval and exits on its own.
+    /// Stops the reader and destroys the handles on a thread of their own (drop cannot
+    /// wait, and may run on the runtime).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(handles) = self.handles.take() {
+            let timeout = self.timeout;
+            drop_blocking_with(move || handles.shut_down(timeout));
+        }
+    }
+}
+
+/// Drops `value` on a thread of its own: destroying a librdkafka handle can block.
+fn drop_blocking<T: Send + 'static>(value: T) {
+    drop_blocking_with(move || drop(value));
+}
+
+fn drop_blocking_with(f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("medulla-client-drop".into())
+        .spawn(f)
+    {
+        // The closure (and what it owns) was dropped here instead.
+        tracing::warn!(error = %e, "cannot start a thread to release Kafka handles");
     }
 }
 
@@ -358,7 +408,12 @@ async fn ensure_topic(
                 // Created, but metadata has not caught up yet.
                 tokio::time::sleep_until((Instant::now() + RETRY_BACKOFF).min(deadline)).await;
             }
-            Some(1) => return Ok(()),
+            Some(1) => {
+                if !created {
+                    warn_on_config_drift(admin, topic, configs).await;
+                }
+                return Ok(());
+            }
             Some(n) if n > 1 => {
                 return Err(ClientError::TopicPartitions {
                     topic: topic.to_owned(),
@@ -369,6 +424,47 @@ async fn ensure_topic(
                 create(admin, topic, configs, brokers, deadline).await?;
                 created = true;
             }
+        }
+    }
+}
+
+/// Logs a warning for each requested config an existing topic does not have (say a
+/// state log without `cleanup.policy=compact` loses records to retention). Confluent
+/// refuses to start in that case; ours only warns, as the caller asked for a log, not
+/// an audit, and the lookup may be denied by ACLs.
+async fn warn_on_config_drift(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    configs: &[(&str, &str)],
+) {
+    if configs.is_empty() {
+        return;
+    }
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await;
+    let resource = match described.map(|mut r| r.pop()) {
+        Ok(Some(Ok(resource))) => resource,
+        Ok(Some(Err(e))) => {
+            tracing::debug!(topic, error = ?e, "cannot read the topic's configs");
+            return;
+        }
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(topic, error = %e, "cannot read the topic's configs");
+            return;
+        }
+    };
+    for (key, wanted) in configs {
+        let actual = resource.get(key).and_then(|e| e.value.clone());
+        if actual.as_deref() != Some(*wanted) {
+            tracing::warn!(
+                topic,
+                key,
+                wanted,
+                actual = actual.as_deref().unwrap_or("(unset)"),
+                "the existing state-log topic has a different config than requested"
+            );
         }
     }
 }

@@ -129,3 +129,31 @@ async fn an_ineligible_member_never_leads() {
     .await;
     reader.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_without_a_reachable_broker_times_out_naming_the_group() {
+    let mut broker = Broker::start().await;
+    let cfg = broker.client();
+    broker.stop().await;
+    let join_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let err = Election::join_with(
+        &cfg,
+        GROUP,
+        "sr",
+        identity(8081, true),
+        GroupTimings {
+            join_timeout,
+            ..timings()
+        },
+    )
+    .await
+    .err()
+    .expect("no broker");
+    assert!(started.elapsed() < join_timeout + Duration::from_secs(2));
+    let message = err.to_string();
+    assert!(
+        message.contains("timed out") && message.contains(GROUP),
+        "{message}"
+    );
+}

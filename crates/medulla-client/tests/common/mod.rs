@@ -25,22 +25,18 @@ impl Broker {
     /// (no `group.initial.rebalance.delay.ms`) so election tests stay short.
     pub async fn start() -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
-        let props = BTreeMap::from([
-            ("log.dirs".to_owned(), dir.path().display().to_string()),
-            ("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned()),
-            ("offsets.topic.num.partitions".to_owned(), "1".to_owned()),
-            (
-                "group.initial.rebalance.delay.ms".to_owned(),
-                "0".to_owned(),
-            ),
-        ]);
-        let (config, _) = BrokerConfig::from_properties(&props).expect("config");
-        let running = medulla_broker::start(config).await.expect("start");
+        let running = run(dir.path(), "127.0.0.1:0").await;
         Broker {
             addr: running.local_addr.to_string(),
             running: Some(running),
             _dir: dir,
         }
+    }
+
+    /// Starts the stopped broker again on the same address and data directory.
+    pub async fn restart(&mut self) {
+        assert!(self.running.is_none(), "stop it first");
+        self.running = Some(run(self._dir.path(), &self.addr).await);
     }
 
     /// The client configuration for this broker.
@@ -54,6 +50,20 @@ impl Broker {
             r.shutdown().await.expect("shutdown");
         }
     }
+}
+
+async fn run(dir: &std::path::Path, listen: &str) -> Running {
+    let props = BTreeMap::from([
+        ("log.dirs".to_owned(), dir.display().to_string()),
+        ("listeners".to_owned(), format!("PLAINTEXT://{listen}")),
+        ("offsets.topic.num.partitions".to_owned(), "1".to_owned()),
+        (
+            "group.initial.rebalance.delay.ms".to_owned(),
+            "0".to_owned(),
+        ),
+    ]);
+    let (config, _) = BrokerConfig::from_properties(&props).expect("config");
+    medulla_broker::start(config).await.expect("start")
 }
 
 /// Waits until `pred` holds for the watched value, or fails the test at [`DEADLINE`].
