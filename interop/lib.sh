@@ -6,7 +6,10 @@
 #   medulla_start [ARGS...]  start target/release/medulla (or $MEDULLA_BIN) on a free loopback
 #                            port with a fresh data dir under target/interop/ (ARGS go to
 #                            `serve`, e.g. --override KEY=VALUE), wait until the
-#                            port accepts, and export MEDULLA_BOOTSTRAP=127.0.0.1:PORT. Installs an
+#                            port accepts, and export MEDULLA_BOOTSTRAP=127.0.0.1:PORT; the
+#                            schema registry runs on another free port, exported as
+#                            MEDULLA_REGISTRY_URL=http://127.0.0.1:PORT (MEDULLA_REGISTRY=off
+#                            leaves it out). Installs an
 #                            EXIT/INT/TERM trap that stops the broker and removes the data dir;
 #                            the log is kept (target/interop/run.*/broker.log).
 #   medulla_check_healthy    fail (printing the log tail) if the broker died or its log shows a
@@ -81,15 +84,20 @@ medulla_start() {
     MEDULLA_WORK_DIR="$(mktemp -d "$MEDULLA_REPO_ROOT/target/interop/run.XXXXXX")"
     MEDULLA_LOG="$MEDULLA_WORK_DIR/broker.log"
     mkdir -p "$MEDULLA_WORK_DIR/data"
-    local port
+    local port rport="" registry_args=(--registry-listen off)
     port="$(medulla_free_port)"
+    if [[ "${MEDULLA_REGISTRY:-on}" != off ]]; then
+        rport="$(medulla_free_port)"
+        registry_args=(--registry-listen "127.0.0.1:$rport")
+    fi
     trap medulla_stop EXIT
     trap 'medulla_stop; exit 130' INT
     trap 'medulla_stop; exit 143' TERM
-    "$bin" serve --data-dir "$MEDULLA_WORK_DIR/data" --kafka-listen "127.0.0.1:$port" "$@" \
-        >"$MEDULLA_LOG" 2>&1 </dev/null &
+    "$bin" serve --data-dir "$MEDULLA_WORK_DIR/data" --kafka-listen "127.0.0.1:$port" \
+        "${registry_args[@]}" "$@" >"$MEDULLA_LOG" 2>&1 </dev/null &
     MEDULLA_PID=$!
-    if ! medulla_wait_port 127.0.0.1 "$port" "$timeout_s" "$MEDULLA_PID"; then
+    if ! medulla_wait_port 127.0.0.1 "$port" "$timeout_s" "$MEDULLA_PID" ||
+        { [[ -n "$rport" ]] && ! medulla_wait_port 127.0.0.1 "$rport" "$timeout_s" "$MEDULLA_PID"; }; then
         local rc
         if medulla_alive "$MEDULLA_PID"; then
             echo "medulla_start: broker (pid $MEDULLA_PID) did not accept on 127.0.0.1:$port within ${timeout_s}s" >&2
@@ -102,7 +110,10 @@ medulla_start() {
         return 1
     fi
     export MEDULLA_BOOTSTRAP="127.0.0.1:$port"
-    echo "medulla_start: broker pid $MEDULLA_PID listening on $MEDULLA_BOOTSTRAP (log: $MEDULLA_LOG)"
+    if [[ -n "$rport" ]]; then
+        export MEDULLA_REGISTRY_URL="http://127.0.0.1:$rport"
+    fi
+    echo "medulla_start: broker pid $MEDULLA_PID listening on $MEDULLA_BOOTSTRAP, registry ${MEDULLA_REGISTRY_URL:-off} (log: $MEDULLA_LOG)"
 }
 
 medulla_check_healthy() {

@@ -54,7 +54,8 @@ class Broker:
 
     def argv(self):
         if self.kind == "medulla":
-            argv = [self.binary, "serve", "--data-dir", self.data, "--kafka-listen", self.bootstrap]
+            argv = [self.binary, "serve", "--data-dir", self.data, "--kafka-listen", self.bootstrap,
+                    "--registry-listen", "off"]
             if self.fsync:
                 argv += ["--override", f"medulla.log.fsync.policy={self.fsync}"]
             return argv

@@ -112,7 +112,8 @@ class Broker:
         with open(self.log_path, "ab") as log:
             log.write(f"==== harness: broker start #{self.starts} at {now_ms()} ====\n".encode())
             offset = log.tell()
-        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--kafka-listen", self.bootstrap]
+        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--kafka-listen", self.bootstrap,
+               "--registry-listen", "off"]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         log = open(self.log_path, "ab")

@@ -242,7 +242,7 @@ if [[ -z "$bootstrap" ]]; then
     data_dir="$(mktemp -d "${TMPDIR:-/tmp}/medulla-rdk-suite.XXXXXX")"
     log "starting $broker_bin on 127.0.0.1:$port (data dir $data_dir, log $run_dir/broker.log)"
     "$broker_bin" serve --data-dir "$data_dir" --kafka-listen "127.0.0.1:$port" \
-        --override "num.partitions=$NUM_PARTITIONS" >"$run_dir/broker.log" 2>&1 &
+        --registry-listen off --override "num.partitions=$NUM_PARTITIONS" >"$run_dir/broker.log" 2>&1 &
     broker_pid=$!
     deadline=$((SECONDS + BROKER_START_TIMEOUT_S))
     until port_open 127.0.0.1 "$port"; do

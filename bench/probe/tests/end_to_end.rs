@@ -53,7 +53,7 @@ impl Broker {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--kafka-listen", "127.0.0.1:0"])
+            .args(["--kafka-listen", "127.0.0.1:0", "--registry-listen", "off"])
             .args(["--override", &format!("num.partitions={PARTITIONS}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

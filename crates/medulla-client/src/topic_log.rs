@@ -62,6 +62,8 @@ struct Progress {
 pub struct TopicLog {
     topic: String,
     bootstrap: String,
+    /// The cluster id the bootstrap answered with (Metadata v2+), if any.
+    cluster_id: Option<String>,
     timeout: Duration,
     progress: watch::Receiver<Progress>,
     stop: Arc<AtomicBool>,
@@ -171,9 +173,20 @@ impl TopicLog {
         };
         // The admin client's work is done; destroying it may block.
         drop_blocking(admin);
+        let cluster_id = {
+            let consumer = consumer.clone();
+            let wait = deadline.saturating_duration_since(Instant::now());
+            tokio::task::spawn_blocking(move || {
+                consumer.client().fetch_cluster_id(Timeout::After(wait))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
         let log = TopicLog {
             topic: topic.to_owned(),
             bootstrap: cfg.bootstrap.clone(),
+            cluster_id,
             timeout,
             progress,
             stop,
@@ -191,6 +204,11 @@ impl TopicLog {
         .await?;
         tracing::info!(topic, end_offset = end, "state log loaded");
         Ok(log)
+    }
+
+    /// The Kafka cluster id, when the cluster reported one.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.clone()
     }
 
     /// Produces one record (`value` `None` = tombstone) and waits until this instance's

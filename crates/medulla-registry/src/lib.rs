@@ -8,4 +8,5 @@ pub mod limits;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod service;
 pub mod state;

@@ -61,7 +61,10 @@ impl RunningRegistry {
     /// Stops accepting, finishes requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
-        self.server.await.context("registry server task")?.context("registry server")?;
+        self.server
+            .await
+            .context("registry server task")?
+            .context("registry server")?;
         Ok(())
     }
 }
@@ -75,11 +78,27 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
     let apply = Box::new(move |r: LogRecord| {
         apply_record(&feed, r.offset, r.key.as_deref(), r.value.as_deref());
     });
-    let log = TopicLog::open(&cfg.kafka, &cfg.topic, &[("cleanup.policy", "compact")], apply, cfg.open_timeout)
-        .await
-        .with_context(|| format!("cannot open the schema registry's topic {} at {}", cfg.topic, cfg.kafka.bootstrap))?;
+    let log = TopicLog::open(
+        &cfg.kafka,
+        &cfg.topic,
+        &[("cleanup.policy", "compact")],
+        apply,
+        cfg.open_timeout,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the schema registry's topic {} at {}",
+            cfg.topic, cfg.kafka.bootstrap
+        )
+    })?;
     let cluster_id = log.cluster_id().unwrap_or_default();
-    let registry = Arc::new(Registry::new(state, Box::new(KafkaLog(log)), cfg.limits.clone(), cluster_id));
+    let registry = Arc::new(Registry::new(
+        state,
+        Box::new(KafkaLog(log)),
+        cfg.limits.clone(),
+        cluster_id,
+    ));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--registry-listen)", cfg.listen))?;
@@ -93,5 +112,10 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
             })
             .await
     });
-    Ok(RunningRegistry { local_addr, registry, stop, server })
+    Ok(RunningRegistry {
+        local_addr,
+        registry,
+        stop,
+        server,
+    })
 }

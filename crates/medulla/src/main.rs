@@ -2,6 +2,7 @@
 //! `medulla group …` administer topics and consumer groups on a running broker.
 
 mod group;
+mod schema;
 mod serve;
 mod topic;
 
@@ -34,6 +35,19 @@ enum Command {
         broker: Remote,
         #[command(subcommand)]
         command: group::GroupCommand,
+    },
+    /// Register, get, list and check schemas on a running schema registry.
+    Schema {
+        /// The schema registry's URL.
+        #[arg(
+            long,
+            env = "MEDULLA_REGISTRY",
+            default_value = "http://127.0.0.1:8081",
+            global = true
+        )]
+        registry: String,
+        #[command(subcommand)]
+        command: schema::SchemaCommand,
     },
 }
 
@@ -76,6 +90,17 @@ pub struct ServeArgs {
         value_delimiter = ';'
     )]
     pub overrides: Vec<String>,
+    /// The schema registry's HTTP address HOST:PORT, or `off`. Default `127.0.0.1:8081`.
+    #[arg(
+        long,
+        env = "MEDULLA_REGISTRY_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub registry_listen: String,
+    /// Run the platform services (the schema registry) against this Kafka cluster
+    /// instead of an embedded broker: no broker is started.
+    #[arg(long, env = "MEDULLA_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,6 +127,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Topic { broker, command } => topic::run(&broker.bootstrap, command).await,
             Command::Group { broker, command } => group::run(&broker.bootstrap, command).await,
+            Command::Schema { registry, command } => schema::run(&registry, command).await,
         }
     });
     match result {

@@ -44,18 +44,75 @@ pub fn properties(args: &ServeArgs) -> anyhow::Result<BTreeMap<String, String>> 
     Ok(props)
 }
 
-/// Runs the broker until a signal.
+/// `--registry-listen`: an address, or `off`.
+fn registry_listen(args: &ServeArgs) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let v = args.registry_listen.trim();
+    if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(v)
+        .with_context(|| format!("--registry-listen {v:?} is not HOST:PORT or off"))?
+        .next()
+        .with_context(|| format!("--registry-listen {v:?} resolves to no address"))?;
+    Ok(Some(addr))
+}
+
+/// Starts the schema registry against `bootstrap` and prints its ready line.
+async fn start_registry(
+    listen: std::net::SocketAddr,
+    bootstrap: String,
+) -> anyhow::Result<medulla_registry::service::RunningRegistry> {
+    let kafka = medulla_client::ClientConfig {
+        bootstrap,
+        properties: Vec::new(),
+    };
+    let running = medulla_registry::service::start(medulla_registry::service::RegistryConfig::new(
+        listen, kafka,
+    ))
+    .await?;
+    // A stable line for scripts and tests that start the registry on port 0.
+    println!("medulla: schema registry on http://{}", running.local_addr);
+    tracing::info!(addr = %running.local_addr, "schema registry started");
+    Ok(running)
+}
+
+async fn wait_for_signal(
+    term: &mut tokio::signal::unix::Signal,
+    interrupt: &mut tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the broker (and the schema registry) until a signal. With `--kafka-bootstrap`
+/// only the platform services run, against that cluster.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let registry_addr = registry_listen(&args)?;
+    // Handlers go in before anything announces readiness: a SIGTERM that arrives right
+    // after the ready line must still mean a clean shutdown.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+
+    if let Some(bootstrap) = args.kafka_bootstrap.clone() {
+        let Some(listen) = registry_addr else {
+            bail!("--kafka-bootstrap runs the platform services only, and every one is off");
+        };
+        let registry = start_registry(listen, bootstrap).await?;
+        wait_for_signal(&mut term, &mut interrupt).await;
+        tracing::info!("shutting down");
+        registry.shutdown().await?;
+        tracing::info!("stopped cleanly");
+        return Ok(());
+    }
+
     let props = properties(&args)?;
     let (config, warnings) = BrokerConfig::from_properties(&props)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
     let data_dir = config.data_dir.clone();
-    // Handlers go in before anything announces readiness: a SIGTERM that arrives right
-    // after the ready line must still mean a clean shutdown.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let running = medulla_broker::start(config).await?;
     // A stable line for scripts and tests that start Medulla on port 0.
     println!(
@@ -65,11 +122,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(addr = %running.local_addr, data_dir = %data_dir.display(), "medulla started");
 
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = term.recv() => {}
-    }
+    let registry = match registry_addr {
+        Some(listen) => match start_registry(listen, running.local_addr.to_string()).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                running.shutdown().await?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+
+    wait_for_signal(&mut term, &mut interrupt).await;
     tracing::info!("shutting down: finishing in-flight requests, flushing");
+    if let Some(r) = registry {
+        r.shutdown().await?;
+    }
     running.shutdown().await?;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -87,7 +87,14 @@ fn a_second_start_on_the_same_data_dir_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Medulla::start(dir.path(), &[]);
     let out = Command::new(env!("CARGO_BIN_EXE_medulla"))
-        .args(["serve", "--kafka-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--registry-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .output()
@@ -105,6 +112,8 @@ fn unknown_keys_fail_at_start_and_unused_kafka_keys_warn() {
             "serve",
             "--kafka-listen",
             "127.0.0.1:0",
+            "--registry-listen",
+            "off",
             "--override",
             "log.retention.hourz=1",
             "--data-dir",

@@ -14,8 +14,11 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// A running `medulla serve`.
 pub struct Medulla {
     child: Option<Child>,
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (empty when only the platform services run).
     pub addr: String,
+    /// `http://127.0.0.1:PORT` of the schema registry, when it runs. Tests get no
+    /// registry unless they pass `--registry-listen` themselves.
+    pub registry: Option<String>,
     /// Its data directory.
     pub data_dir: PathBuf,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -39,12 +42,18 @@ impl Medulla {
         extra: &[&str],
         rust_log: &str,
     ) -> Medulla {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medulla"))
-            .arg("serve")
+        let with_registry = extra.iter().any(|a| a.starts_with("--registry-listen"));
+        let external = extra.iter().any(|a| a.starts_with("--kafka-bootstrap"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_medulla"));
+        cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--kafka-listen")
-            .arg(listen)
+            .arg(listen);
+        if !with_registry {
+            cmd.arg("--registry-listen").arg("off");
+        }
+        let mut child = cmd
             .args(extra)
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
@@ -64,26 +73,29 @@ impl Medulla {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("medulla: kafka listener on ") {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send((false, addr.to_owned()));
+                } else if let Some(rest) = line.strip_prefix("medulla: schema registry on ") {
+                    let _ = tx.send((true, rest.trim().to_owned()));
                 }
             }
         });
-        let addr = match rx.recv_timeout(DEADLINE) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let log = lines.lock().unwrap().join("\n");
-                panic!("medulla did not start within {DEADLINE:?}; stderr:\n{log}");
+        let (mut addr, mut registry) = (None, None);
+        while (addr.is_none() && !external) || (registry.is_none() && (with_registry || external)) {
+            match rx.recv_timeout(DEADLINE) {
+                Ok((false, a)) => addr = Some(a),
+                Ok((true, r)) => registry = Some(r),
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = lines.lock().unwrap().join("\n");
+                    panic!("medulla did not start within {DEADLINE:?}; stderr:\n{log}");
+                }
             }
-        };
+        }
         Medulla {
             child: Some(child),
-            addr,
+            addr: addr.unwrap_or_default(),
+            registry,
             data_dir: data_dir.to_owned(),
             stderr: lines,
         }

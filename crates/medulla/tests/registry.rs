@@ -1,0 +1,515 @@
+//! The schema registry through its REST API, against a started `medulla serve`: the
+//! Confluent contract (ids, versions, configs, modes, deletes, contexts), bad input with
+//! Confluent's error codes and nothing stored, a restart that brings everything back,
+//! and the same registry against a separately started broker (`--kafka-bootstrap`).
+
+mod common;
+
+use common::Medulla;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const CT: &str = "application/vnd.schemaregistry.v1+json";
+
+struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    fn new(m: &Medulla) -> Api {
+        Api {
+            base: m.registry.clone().expect("registry running"),
+            http: Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", CT)
+                .body(serde_json::to_vec(b).unwrap());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(&body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PUT, path, Some(&body)).await
+    }
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+    /// Registers and expects success; returns the id.
+    async fn register(&self, subject: &str, schema: Value) -> i64 {
+        let (s, v) = self
+            .post(
+                &format!("/subjects/{subject}/versions"),
+                json!({"schema": schema.to_string()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["id"].as_i64().expect("id")
+    }
+}
+
+fn record(fields: Value) -> Value {
+    json!({"type": "record", "name": "LabResult", "namespace": "org.example", "fields": fields})
+}
+
+fn v1() -> Value {
+    record(json!([{"name": "patient", "type": "string"}, {"name": "value", "type": "double"}]))
+}
+
+fn v2() -> Value {
+    record(json!([
+        {"name": "patient", "type": "string"},
+        {"name": "value", "type": "double"},
+        {"name": "unit", "type": "string", "default": "mg/dL"}
+    ]))
+}
+
+fn error_code(v: &Value) -> i64 {
+    assert!(v["message"].is_string(), "an error body has a message: {v}");
+    v["error_code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error_code in {v}"))
+}
+
+fn start(dir: &std::path::Path) -> Medulla {
+    Medulla::start(dir, &["--registry-listen", "127.0.0.1:0"])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluent_rest_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = start(dir.path());
+    let api = Api::new(&m);
+
+    assert_eq!(api.get("/subjects").await, (StatusCode::OK, json!([])));
+    let (s, types) = api.get("/schemas/types").await;
+    assert_eq!(s, StatusCode::OK);
+    for t in ["AVRO", "JSON", "PROTOBUF"] {
+        assert!(types.as_array().unwrap().contains(&json!(t)), "{types}");
+    }
+
+    // Register, idempotently; one id across subjects.
+    let id1 = api.register("labs-value", v1()).await;
+    assert_eq!(
+        api.register("labs-value", v1()).await,
+        id1,
+        "the same schema again is the same id"
+    );
+    assert_eq!(
+        api.register("other-value", v1()).await,
+        id1,
+        "one schema, one id, across subjects"
+    );
+    assert_eq!(api.get("/subjects/labs-value/versions").await.1, json!([1]));
+
+    // A compatible evolution, then an incompatible one (BACKWARD by default).
+    let id2 = api.register("labs-value", v2()).await;
+    assert!(id2 > id1);
+    let bad =
+        record(json!([{"name": "patient", "type": "string"}, {"name": "flag", "type": "boolean"}]));
+    let (s, v) = api
+        .post(
+            "/subjects/labs-value/versions",
+            json!({"schema": bad.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(error_code(&v), 409);
+    let (s, v) = api
+        .post(
+            "/compatibility/subjects/labs-value/versions/latest?verbose=True",
+            json!({"schema": bad.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["is_compatible"], json!(false));
+    assert!(!v["messages"].as_array().unwrap().is_empty(), "{v}");
+    let (_, v) = api
+        .post(
+            "/compatibility/subjects/labs-value/versions",
+            json!({"schema": v2().to_string()}),
+        )
+        .await;
+    assert_eq!(v, json!({"is_compatible": true}));
+
+    // Reads: by number, latest, -1, raw, by id.
+    for path in [
+        "/subjects/labs-value/versions/2",
+        "/subjects/labs-value/versions/latest",
+        "/subjects/labs-value/versions/-1",
+    ] {
+        let (s, v) = api.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert_eq!(
+            (v["subject"].clone(), v["version"].clone(), v["id"].clone()),
+            (json!("labs-value"), json!(2), json!(id2))
+        );
+        assert!(
+            v.get("schemaType").is_none(),
+            "AVRO is left out, as Confluent does"
+        );
+    }
+    let (_, raw) = api.get("/subjects/labs-value/versions/1/schema").await;
+    assert_eq!(raw["name"], json!("LabResult"));
+    let (_, by_id) = api
+        .get(&format!("/schemas/ids/{id1}?fetchMaxId=true"))
+        .await;
+    let parsed: Value = serde_json::from_str(by_id["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed["fields"][0]["name"], json!("patient"));
+    assert_eq!(by_id["maxId"], json!(id2));
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{id1}/subjects")).await.1,
+        json!(["labs-value", "other-value"])
+    );
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{id1}/versions")).await.1,
+        json!([{"subject": "labs-value", "version": 1}, {"subject": "other-value", "version": 1}])
+    );
+    let (s, v) = api
+        .post("/subjects/labs-value", json!({"schema": v1().to_string()}))
+        .await;
+    assert_eq!(
+        (s, v["version"].clone(), v["id"].clone()),
+        (StatusCode::OK, json!(1), json!(id1))
+    );
+
+    // Configs: global, per subject (404 / 40408 until set), defaultToGlobal.
+    assert_eq!(
+        api.get("/config").await.1["compatibilityLevel"],
+        json!("BACKWARD")
+    );
+    let (s, v) = api.get("/config/labs-value").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40408));
+    assert_eq!(
+        api.get("/config/labs-value?defaultToGlobal=true").await.1["compatibilityLevel"],
+        json!("BACKWARD")
+    );
+    assert_eq!(
+        api.put("/config/labs-value", json!({"compatibility": "none"}))
+            .await,
+        (StatusCode::OK, json!({"compatibility": "NONE"}))
+    );
+    assert_eq!(
+        api.get("/config/labs-value").await.1["compatibilityLevel"],
+        json!("NONE")
+    );
+    let (s, v) = api
+        .put("/config", json!({"compatibility": "SIDEWAYS"}))
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42203)
+    );
+    // Under NONE the incompatible schema goes in.
+    api.register("labs-value", bad.clone()).await;
+
+    // Modes: READONLY refuses writes; a subject without its own mode is 40409.
+    let (s, v) = api.get("/mode/labs-value").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40409));
+    assert_eq!(
+        api.put("/mode/labs-value", json!({"mode": "READONLY"}))
+            .await
+            .1,
+        json!({"mode": "READONLY"})
+    );
+    let (s, v) = api
+        .post(
+            "/subjects/labs-value/versions",
+            json!({"schema": v1().to_string()}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["id"].clone()),
+        (StatusCode::OK, json!(id1)),
+        "an existing schema is still found: {v}"
+    );
+    let fresh = record(json!([{"name": "x", "type": "int"}]));
+    let (s, v) = api
+        .post(
+            "/subjects/labs-value/versions",
+            json!({"schema": fresh.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42205)
+    );
+    assert_eq!(
+        api.delete("/mode/labs-value").await.1,
+        json!({"mode": "READONLY"})
+    );
+    let (s, v) = api.put("/mode", json!({"mode": "BANANA"})).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42204)
+    );
+
+    // Soft then permanent deletes; ids never handed out again.
+    let (s, v) = api
+        .delete("/subjects/other-value/versions/1?permanent=true")
+        .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40407));
+    assert_eq!(api.delete("/subjects/other-value").await.1, json!([1]));
+    assert_eq!(api.get("/subjects").await.1, json!(["labs-value"]));
+    assert_eq!(
+        api.get("/subjects?deleted=true").await.1,
+        json!(["labs-value", "other-value"])
+    );
+    let (s, v) = api.delete("/subjects/other-value").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40404));
+    assert_eq!(
+        api.delete("/subjects/other-value?permanent=true").await.1,
+        json!([1])
+    );
+    assert_eq!(
+        api.get("/subjects?deleted=true").await.1,
+        json!(["labs-value"])
+    );
+    let max_before = api
+        .get(&format!("/schemas/ids/{id1}?fetchMaxId=true"))
+        .await
+        .1["maxId"]
+        .as_i64()
+        .unwrap();
+    let id_new = api.register("third-value", json!("string")).await;
+    assert!(id_new > max_before, "{id_new} > {max_before}");
+
+    // Contexts and subjects with characters that need percent-encoding.
+    let ctx_id = api
+        .register(":.clinical:lab%2Fresults%20v1", json!("long"))
+        .await;
+    assert!(ctx_id > id_new);
+    let (_, subjects) = api.get("/subjects").await;
+    assert!(
+        subjects
+            .as_array()
+            .unwrap()
+            .contains(&json!(":.clinical:lab/results v1")),
+        "{subjects}"
+    );
+    assert_eq!(api.get("/contexts").await.1, json!([".", ".clinical"]));
+
+    // Unknown paths and methods answer JSON too.
+    let (s, v) = api.get("/nope").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 404));
+    let (_, meta) = api.get("/v1/metadata/id").await;
+    assert!(
+        meta["scope"]["clusters"]["kafka-cluster"].is_string(),
+        "{meta}"
+    );
+    assert!(!m.stderr().contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_confluents_errors_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = start(dir.path());
+    let api = Api::new(&m);
+    let url = format!("{}/subjects/s-value/versions", api.base);
+
+    // Not a schema, unknown type, unknown reference: 42201.
+    for body in [
+        json!({"schema": "{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"a\"}]}"}),
+        json!({"schema": "{\"type\": \"nonsense\"}"}),
+        json!({"schema": "not json"}),
+        json!({"schema": "\"string\"", "schemaType": "XML"}),
+        json!({"schema": "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"org.Other\"}]}",
+               "references": [{"name": "org.Other", "subject": "missing", "version": 1}]}),
+    ] {
+        let (s, v) = api.post("/subjects/s-value/versions", body.clone()).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, 42201),
+            "{body}: {v}"
+        );
+    }
+    // Versions out of range.
+    api.register("s-value", json!("string")).await;
+    for v in ["0", "-2", "abc", "4294967296"] {
+        let (s, body) = api.get(&format!("/subjects/s-value/versions/{v}")).await;
+        assert_eq!(
+            (s, error_code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, 42202),
+            "{v}"
+        );
+    }
+    let (s, v) = api.get("/subjects/s-value/versions/7").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40402));
+    let (s, v) = api.get("/subjects/nobody/versions").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40401));
+    let (s, v) = api.get("/schemas/ids/9999").await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, 40403));
+
+    // Bodies that are not JSON, the wrong JSON, or the wrong content type.
+    let http = Client::new();
+    let r = http
+        .post(&url)
+        .header("Content-Type", CT)
+        .body("{\"schema\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&r.json::<Value>().await.unwrap()), 400);
+    let r = http
+        .post(&url)
+        .header("Content-Type", CT)
+        .body("{\"schema\": \"\\\"int\\\"\", \"bogus\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = http
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .body("{\"schema\": \"\\\"int\\\"\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(&r.json::<Value>().await.unwrap()), 415);
+
+    // An enormous schema: 42209 under the request limit, 413 over it.
+    let fields: Vec<Value> = (0..40_000)
+        .map(|i| json!({"name": format!("field_{i}"), "type": "string"}))
+        .collect();
+    let big = json!({"type": "record", "name": "Big", "fields": fields}).to_string();
+    assert!(
+        big.len() > 900 * 1024 && big.len() < 2 * 1024 * 1024,
+        "{}",
+        big.len()
+    );
+    let (s, v) = api
+        .post("/subjects/s-value/versions", json!({"schema": big}))
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42209)
+    );
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let (s, v) = api
+        .post("/subjects/s-value/versions", json!({"schema": huge}))
+        .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, 413));
+
+    // Nothing of the above was stored.
+    assert_eq!(
+        api.get("/subjects?deleted=true").await.1,
+        json!(["s-value"])
+    );
+    assert_eq!(api.get("/subjects/s-value/versions").await.1, json!([1]));
+    assert!(!m.stderr().contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_brings_everything_back_and_ids_are_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (subjects, max_id) = {
+        let m = start(dir.path());
+        let api = Api::new(&m);
+        api.register("a-value", v1()).await;
+        api.register("a-value", v2()).await;
+        api.register("b-value", json!("string")).await;
+        let gone = api.register("c-value", json!("bytes")).await;
+        api.put("/config", json!({"compatibility": "FULL"})).await;
+        api.put("/config/a-value", json!({"compatibility": "NONE"}))
+            .await;
+        api.put("/mode/b-value", json!({"mode": "READONLY"})).await;
+        api.delete("/subjects/c-value").await;
+        api.delete("/subjects/c-value?permanent=true").await;
+        let subjects = api.get("/schemas?deleted=true").await.1;
+        assert_eq!(m.terminate().code(), Some(0));
+        (subjects, gone)
+    };
+    let m = start(dir.path());
+    let api = Api::new(&m);
+    assert_eq!(api.get("/schemas?deleted=true").await.1, subjects);
+    assert_eq!(api.get("/subjects").await.1, json!(["a-value", "b-value"]));
+    assert_eq!(
+        api.get("/config").await.1["compatibilityLevel"],
+        json!("FULL")
+    );
+    assert_eq!(
+        api.get("/config/a-value").await.1["compatibilityLevel"],
+        json!("NONE")
+    );
+    assert_eq!(
+        api.get("/mode/b-value").await.1,
+        json!({"mode": "READONLY"})
+    );
+    let next = api.register("d-value", json!("int")).await;
+    assert!(
+        next > max_id,
+        "id {next} must be above every id handed out before ({max_id})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_runs_against_a_separately_started_cluster() {
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let cluster = Medulla::start(cluster_dir.path(), &[]);
+    let services_dir = tempfile::tempdir().unwrap();
+    let services = Medulla::start(
+        services_dir.path(),
+        &[
+            "--kafka-bootstrap",
+            &cluster.addr,
+            "--registry-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let api = Api::new(&services);
+    let id = api.register("ext-value", v1()).await;
+    assert_eq!(api.register("ext-value", v2()).await, id + 1);
+    assert_eq!(
+        api.get("/subjects/ext-value/versions").await.1,
+        json!([1, 2])
+    );
+
+    // The state is in the cluster's _schemas, compacted: a second registry sees it.
+    let topic = cluster
+        .data_dir
+        .join("topics")
+        .join("_schemas")
+        .join("topic.json");
+    let meta =
+        std::fs::read_to_string(&topic).unwrap_or_else(|e| panic!("{}: {e}", topic.display()));
+    assert!(meta.contains("compact"), "{meta}");
+    drop(services);
+    let again_dir = tempfile::tempdir().unwrap();
+    let again = Medulla::start(
+        again_dir.path(),
+        &[
+            "--kafka-bootstrap",
+            &cluster.addr,
+            "--registry-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let api = Api::new(&again);
+    assert_eq!(
+        api.get("/subjects/ext-value/versions").await.1,
+        json!([1, 2])
+    );
+}
