@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+    RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -120,6 +122,15 @@ fn batch(
     compression: Compression,
     producer: Producer,
 ) -> Bytes {
+    encode(records, compression, producer, false)
+}
+
+fn encode(
+    records: &[(Option<Bytes>, Option<Bytes>)],
+    compression: Compression,
+    producer: Producer,
+    transactional: bool,
+) -> Bytes {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -129,7 +140,7 @@ fn batch(
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -204,7 +215,18 @@ impl Client {
     /// Produces `records` to partition 0 of `topic`; returns the partition's answer as
     /// (error code, record error indexes, error message).
     async fn produce(&mut self, topic: &str, records: Bytes) -> (i16, Vec<i32>, String) {
+        self.produce_as(None, topic, records).await
+    }
+
+    /// [`Client::produce`] with a transactional id.
+    async fn produce_as(
+        &mut self,
+        transactional_id: Option<&str>,
+        topic: &str,
+        records: Bytes,
+    ) -> (i16, Vec<i32>, String) {
         let request = ProduceRequest::default()
+            .with_transactional_id(transactional_id.map(|t| TransactionalId(s(t))))
             .with_acks(-1)
             .with_timeout_ms(10_000)
             .with_topic_data(vec![
@@ -230,6 +252,10 @@ impl Client {
 }
 
 const NOT_IDEMPOTENT: Producer = (-1, -1, -1);
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
 
 /// Ids: 1 = com.acme.Patient under `values-value`; 2 = com.acme.Patient under
 /// `elsewhere-value` only; 3 = com.acme.Order under `com.acme.Order` and
@@ -489,5 +515,81 @@ async fn validation_without_a_registry_fails_closed_and_off_topics_are_untouched
     let unframed = batch(&[(None, raw(b"x"))], Compression::None, NOT_IDEMPOTENT);
     assert_eq!(c.produce("plain", unframed).await.0, 0);
     assert_eq!(end_offset(&broker, "plain"), 2);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn transactional_batches_follow_the_same_rule() {
+    let (_dir, broker) = start(Some(registry())).await;
+    create_topic(
+        &broker,
+        "values",
+        &[("confluent.value.schema.validation", "true")],
+    );
+    let mut c = Client::connect(&broker).await;
+    let id = "txn-validated";
+    let init: InitProducerIdResponse = c
+        .send(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(id))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let added: AddPartitionsToTxnResponse = c
+        .send(
+            ApiKey::AddPartitionsToTxn,
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+                .with_v3_and_below_producer_id(pid)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(s("values")))
+                        .with_partitions(vec![0]),
+                ]),
+        )
+        .await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    let producer = (pid.0, epoch, 0);
+    let bad = encode(
+        &[(None, raw(b"bad")), (None, framed(1, b"ok"))],
+        Compression::Gzip,
+        producer,
+        true,
+    );
+    let (code, indexes, _) = c.produce_as(Some(id), "values", bad).await;
+    assert_eq!((code, indexes), (INVALID_RECORD, vec![0]));
+    assert_eq!(end_offset(&broker, "values"), 0);
+    let good = encode(
+        &[(None, framed(1, b"a")), (None, framed(1, b"b"))],
+        Compression::Gzip,
+        producer,
+        true,
+    );
+    assert_eq!(c.produce_as(Some(id), "values", good).await.0, 0);
+    let ended: EndTxnResponse = c
+        .send(
+            ApiKey::EndTxn,
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        )
+        .await;
+    assert_eq!(ended.error_code, 0);
+    // Two records and the commit marker.
+    assert_eq!(end_offset(&broker, "values"), 3);
     broker.shutdown().await.unwrap();
 }
