@@ -626,6 +626,10 @@ pub struct BrokerConfig {
     /// sendfile(2) (true, the default). No key sets it: false is the copying path TLS
     /// connections must take, and lets tests run that path on plaintext.
     pub zero_copy: bool,
+    /// The schema registry's answer to "may this schema id be used here?", for topics
+    /// with `confluent.{key,value}.schema.validation` on. No key sets it: the binary
+    /// does when it runs the registry. `None` refuses every record of such topics.
+    pub schema_check: Option<std::sync::Arc<dyn crate::schema_validation::SchemaIdCheck>>,
 }
 
 impl BrokerConfig {
@@ -982,6 +986,7 @@ impl BrokerConfig {
                 cleaner,
                 topic_defaults,
                 zero_copy: true,
+                schema_check: None,
             },
             warnings,
         ))

@@ -8,9 +8,9 @@ pub fn kafka_code(e: &LogError) -> i16 {
     let r = match e {
         LogError::CorruptMessage(_) => ResponseError::CorruptMessage,
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        LogError::InvalidRecord(_) | LogError::KeylessRecords { .. } => {
-            ResponseError::InvalidRecord
-        }
+        LogError::InvalidRecord(_)
+        | LogError::KeylessRecords { .. }
+        | LogError::RefusedRecords { .. } => ResponseError::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => {
             ResponseError::UnknownTopicOrPartition

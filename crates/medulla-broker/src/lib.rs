@@ -10,7 +10,9 @@
 //! produce requests share fsyncs without ever being applied out of order.
 //!
 //! Invariant: this crate owns the only Kafka listener; it knows nothing of HTTP, FHIR or
-//! schemas, and reaches storage only through `medulla-log`.
+//! schemas (beyond Confluent's 5-byte schema id prefix, checked through the
+//! [`schema_validation::SchemaIdCheck`] trait a registry implements), and reaches storage
+//! only through `medulla-log`.
 #![deny(missing_docs)]
 
 pub mod broker;
@@ -24,6 +26,7 @@ pub mod groups;
 pub mod handlers;
 mod internal_topics;
 pub mod limits;
+pub mod schema_validation;
 pub mod server;
 pub mod txn;
 

@@ -261,6 +261,14 @@ pub(crate) struct CheckedBatch {
     pub max_record_timestamp: i64,
 }
 
+/// A caller's check of each produced record's key and value (`None` when null), run
+/// by validation inside its own record walk, after the batch's size, CRC and framing
+/// checked out, so a payload is decompressed once and nothing is allocated per record.
+/// `Err(reason)` refuses the record: the payload is then
+/// [`crate::LogError::RefusedRecords`], naming every refused record. The log knows
+/// nothing of what is checked (the broker uses it for schema ids).
+pub type RecordCheck<'c> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), String> + 'c;
+
 /// Validates a produce payload (one or more concatenated batches) completely: magic 2,
 /// lengths that add up exactly to `bytes.len()`, CRC-32C, each batch no larger than
 /// `max_message_bytes`, record count consistent with `lastOffsetDelta`, every record
@@ -271,7 +279,7 @@ pub fn validate(
     max_message_bytes: usize,
     require_keys: bool,
 ) -> crate::Result<ValidatedBatches> {
-    let checked = validate_batches(bytes, max_message_bytes, require_keys)?;
+    let checked = validate_batches(bytes, max_message_bytes, require_keys, None)?;
     let records_count = checked.iter().map(|b| b.header.records_count as i64).sum();
     Ok(ValidatedBatches {
         headers: checked.into_iter().map(|b| b.header).collect(),
@@ -279,11 +287,13 @@ pub fn validate(
     })
 }
 
-/// [`validate`], also returning each batch's position and real largest timestamp.
+/// [`validate`], also returning each batch's position and real largest timestamp, and
+/// running `record_check` on every record of a batch that is not a control batch.
 pub(crate) fn validate_batches(
     bytes: &[u8],
     max_message_bytes: usize,
     require_keys: bool,
+    mut record_check: Option<&mut RecordCheck<'_>>,
 ) -> crate::Result<Vec<CheckedBatch>> {
     if bytes.is_empty() {
         return Err(corrupt("empty record set"));
@@ -301,8 +311,14 @@ pub(crate) fn validate_batches(
         }
         let batch = &rest[..size];
         let header = parse_header(batch).map_err(|e| with_context(e, position))?;
-        let max_record_timestamp = check_batch(batch, &header, max_message_bytes, require_keys)
-            .map_err(|e| with_context(e, position))?;
+        let max_record_timestamp = check_batch(
+            batch,
+            &header,
+            max_message_bytes,
+            require_keys,
+            record_check.as_deref_mut(),
+        )
+        .map_err(|e| with_context(e, position))?;
         checked.push(CheckedBatch {
             header,
             position,
@@ -330,6 +346,7 @@ fn check_batch(
     header: &BatchHeader,
     max_message_bytes: usize,
     require_keys: bool,
+    mut record_check: Option<&mut RecordCheck<'_>>,
 ) -> crate::Result<i64> {
     if header.magic != MAGIC_V2 {
         return Err(corrupt(format!(
@@ -349,6 +366,9 @@ fn check_batch(
     check_counts(header)?;
     let mut max_timestamp = i64::MIN;
     let mut keyless = Vec::new();
+    let mut refused = Vec::new();
+    let mut refused_count = 0usize;
+    let mut first_reason = None;
     let control = header.is_control();
     for_each_raw_record(batch, header, Deltas::Contiguous, |record| {
         max_timestamp = max_timestamp.max(record.timestamp);
@@ -359,11 +379,32 @@ fn check_batch(
         {
             keyless.push(record.offset_delta);
         }
+        if let Some(check) = record_check.as_deref_mut()
+            && !control
+            && let Err(reason) = check(record.key, record.value)
+        {
+            refused_count += 1;
+            if first_reason.is_none() {
+                first_reason = Some(format!("record {}: {reason}", record.offset_delta));
+            }
+            if refused.len() < crate::limits::RECORD_ERRORS_MAX {
+                refused.push(record.offset_delta);
+            }
+        }
         ControlFlow::Continue(())
     })?;
     if !keyless.is_empty() {
         return Err(LogError::KeylessRecords {
             record_indexes: keyless,
+        });
+    }
+    if let Some(mut reason) = first_reason {
+        if refused_count > 1 {
+            reason.push_str(&format!(" (and {} more records)", refused_count - 1));
+        }
+        return Err(LogError::RefusedRecords {
+            reason,
+            record_indexes: refused,
         });
     }
     Ok(max_timestamp)
@@ -1177,6 +1218,58 @@ mod tests {
     }
 
     #[test]
+    fn record_check_sees_every_record_once_per_codec_and_names_refusals() {
+        let records = vec![
+            TestRecord::new(Some(b"k0"), Some(b"good"), 0),
+            TestRecord::new(Some(b"k1"), Some(b"bad"), 1),
+            TestRecord::new(None, None, 2),
+            TestRecord::new(Some(b"k3"), Some(b"bad"), 3),
+        ];
+        for codec in all_codecs() {
+            let batch = encode_batch(&records, codec, 0, 0);
+            let mut seen = Vec::new();
+            let mut check = |key: Option<&[u8]>, value: Option<&[u8]>| {
+                seen.push((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)));
+                match value {
+                    Some(b"bad") => Err("bad value".to_owned()),
+                    _ => Ok(()),
+                }
+            };
+            let result = validate_batches(&batch, 1 << 20, false, Some(&mut check));
+            match result {
+                Err(LogError::RefusedRecords {
+                    reason,
+                    record_indexes,
+                }) => {
+                    assert_eq!(record_indexes, vec![1, 3], "{codec:?}");
+                    assert_eq!(reason, "record 1: bad value (and 1 more records)");
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            assert_eq!(seen.len(), 4, "{codec:?}");
+            assert_eq!(seen[2], (None, None));
+            assert_eq!(seen[3].1.as_deref(), Some(&b"bad"[..]));
+        }
+        // Structural errors come first, as without a check; control batches are not
+        // the caller's to check.
+        let mut batch = encode_batch(&records, Compression::None, 0, 0);
+        batch[70] ^= 1;
+        let mut refuse_all = |_: Option<&[u8]>, _: Option<&[u8]>| Err("no".to_owned());
+        assert!(matches!(
+            validate_batches(&batch, 1 << 20, false, Some(&mut refuse_all)),
+            Err(LogError::CorruptMessage(m)) if m.contains("CRC")
+        ));
+        let control = encode_batch(&records, Compression::None, 0, 0x20);
+        assert!(validate_batches(&control, 1 << 20, false, Some(&mut refuse_all)).is_ok());
+        // Keyless records on a compacted topic are reported before refused ones.
+        let batch = encode_batch(&records, Compression::None, 0, 0);
+        assert!(matches!(
+            validate_batches(&batch, 1 << 20, true, Some(&mut refuse_all)),
+            Err(LogError::KeylessRecords { record_indexes }) if record_indexes == vec![2]
+        ));
+    }
+
+    #[test]
     fn compression_bomb_is_an_error() {
         let zeros = std::io::repeat(0).take(DECOMPRESSED_BATCH_BYTES_MAX as u64 + 4096);
         let compressed = zstd::encode_all(zeros, 3).unwrap();
@@ -1201,7 +1294,7 @@ mod tests {
         assert_eq!(header.base_offset, 42);
         assert_eq!(header.max_timestamp, 9_999);
         assert!(header.is_log_append_time());
-        let checked = validate_batches(&batch, 1 << 20, false).unwrap();
+        let checked = validate_batches(&batch, 1 << 20, false, None).unwrap();
         assert_eq!(checked[0].max_record_timestamp, 9_999);
     }
 

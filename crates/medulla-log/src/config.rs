@@ -1,6 +1,8 @@
 //! Topic-level configuration with Apache Kafka's names, meanings and defaults.
 //!
-//! Every topic config Kafka 4.x defines is known here: unknown names and invalid values
+//! Every topic config Kafka 4.x defines is known here, and Confluent Server's four
+//! schema validation keys (`confluent.{key,value}.schema.validation`,
+//! `confluent.{key,value}.subject.name.strategy`): unknown names and invalid values
 //! are [`crate::LogError::InvalidConfig`]. A topic's effective value comes from, in
 //! order: its own override (source `DynamicTopic`), the broker's static setting of the
 //! synonym key (`log.retention.ms` for `retention.ms`, source `StaticBroker`), the
@@ -110,6 +112,51 @@ pub struct TopicConfig {
     pub min_compaction_lag_ms: i64,
     /// `max.compaction.lag.ms`: a record dirty for longer forces a cleaning pass.
     pub max_compaction_lag_ms: i64,
+    /// Confluent's `confluent.{key,value}.schema.validation` with their subject name
+    /// strategies (checked by the broker; the log only stores them).
+    pub schema_validation: SchemaValidation,
+}
+
+/// Confluent Server's subject name strategies
+/// (`io.confluent.kafka.serializers.subject.*`): how a schema registry names the subject
+/// a record's schema must be registered under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNameStrategy {
+    /// `TopicNameStrategy` (the default): `<topic>-key` or `<topic>-value`.
+    Topic,
+    /// `RecordNameStrategy`: the fully-qualified record name of the schema.
+    Record,
+    /// `TopicRecordNameStrategy`: `<topic>-<record name>`.
+    TopicRecord,
+}
+
+impl SubjectNameStrategy {
+    /// The strategy a Confluent class name (as validated by this table) names.
+    fn from_class_name(name: &str) -> Option<SubjectNameStrategy> {
+        match SUBJECT_NAME_STRATEGIES.iter().position(|s| *s == name)? {
+            0 => Some(SubjectNameStrategy::Topic),
+            1 => Some(SubjectNameStrategy::Record),
+            2 => Some(SubjectNameStrategy::TopicRecord),
+            _ => None,
+        }
+    }
+}
+
+/// Which parts of a topic's records must carry a registered schema id, and under which
+/// strategy (`None`: not validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchemaValidation {
+    /// `confluent.key.schema.validation` on: the key's strategy.
+    pub key: Option<SubjectNameStrategy>,
+    /// `confluent.value.schema.validation` on: the value's strategy.
+    pub value: Option<SubjectNameStrategy>,
+}
+
+impl SchemaValidation {
+    /// True when neither keys nor values are validated.
+    pub fn is_off(&self) -> bool {
+        self.key.is_none() && self.value.is_none()
+    }
 }
 
 impl TopicConfig {
@@ -152,6 +199,23 @@ impl TopicConfig {
                 "remote.storage.enable: tiered storage is not available on this broker".into(),
             ));
         }
+        let strategy = |name: &str| -> crate::Result<SubjectNameStrategy> {
+            effective(name)
+                .and_then(|v| SubjectNameStrategy::from_class_name(&v))
+                .ok_or_else(|| LogError::InvalidConfig(format!("{name}: no strategy")))
+        };
+        let schema_validation = SchemaValidation {
+            key: if boolean("confluent.key.schema.validation") {
+                Some(strategy("confluent.key.subject.name.strategy")?)
+            } else {
+                None
+            },
+            value: if boolean("confluent.value.schema.validation") {
+                Some(strategy("confluent.value.subject.name.strategy")?)
+            } else {
+                None
+            },
+        };
         let segment_bytes = match effective("internal.segment.bytes") {
             Some(_) => int("internal.segment.bytes")?,
             None => int("segment.bytes")?,
@@ -183,6 +247,7 @@ impl TopicConfig {
                 })?,
             min_compaction_lag_ms: min_lag,
             max_compaction_lag_ms: max_lag,
+            schema_validation,
         };
         config.overrides = overrides;
         Ok(config)
@@ -399,7 +464,16 @@ struct Def {
 const LONG_MAX: &str = "9223372036854775807";
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
-/// Kafka 4.1's `LogConfig`, sorted by name.
+/// Confluent's subject name strategies, by class name (their order is
+/// [`SubjectNameStrategy`]'s).
+const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
+const SUBJECT_NAME_STRATEGIES: &[&str] = &[
+    TOPIC_NAME_STRATEGY,
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+];
+
+/// Kafka 4.1's `LogConfig` and Confluent Server's schema validation keys, sorted by name.
 const DEFS: &[Def] = &[
     Def {
         name: "cleanup.policy",
@@ -445,6 +519,42 @@ const DEFS: &[Def] = &[
         broker: &[("compression.zstd.level", Unit::Same)],
         internal: false,
         doc: "The compression level to use if compression.type is set to zstd.",
+    },
+    Def {
+        name: "confluent.key.schema.validation",
+        kind: Kind::Boolean,
+        default: Some("false"),
+        check: Check::Any,
+        broker: &[],
+        internal: false,
+        doc: "Confluent Server's broker-side schema ID validation of record keys: a key must carry a schema ID registered under the subject confluent.key.subject.name.strategy derives.",
+    },
+    Def {
+        name: "confluent.key.subject.name.strategy",
+        kind: Kind::String,
+        default: Some(TOPIC_NAME_STRATEGY),
+        check: Check::OneOf(SUBJECT_NAME_STRATEGIES),
+        broker: &[],
+        internal: false,
+        doc: "How the subject that validates record keys is named (a Confluent SubjectNameStrategy class).",
+    },
+    Def {
+        name: "confluent.value.schema.validation",
+        kind: Kind::Boolean,
+        default: Some("false"),
+        check: Check::Any,
+        broker: &[],
+        internal: false,
+        doc: "Confluent Server's broker-side schema ID validation of record values: a value must carry a schema ID registered under the subject confluent.value.subject.name.strategy derives.",
+    },
+    Def {
+        name: "confluent.value.subject.name.strategy",
+        kind: Kind::String,
+        default: Some(TOPIC_NAME_STRATEGY),
+        check: Check::OneOf(SUBJECT_NAME_STRATEGIES),
+        broker: &[],
+        internal: false,
+        doc: "How the subject that validates record values is named (a Confluent SubjectNameStrategy class).",
     },
     Def {
         name: "delete.retention.ms",
@@ -1127,6 +1237,70 @@ mod tests {
         let throttled = get("leader.replication.throttled.replicas");
         assert_eq!(throttled.value.as_deref(), Some(""));
         assert_eq!(throttled.synonyms.len(), 1);
+    }
+
+    #[test]
+    fn schema_validation_keys_are_confluents() {
+        let c = resolve(&[]).unwrap();
+        assert!(c.schema_validation.is_off());
+        let c = resolve(&[
+            ("confluent.value.schema.validation", "TRUE"),
+            (
+                "confluent.key.subject.name.strategy",
+                "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.schema_validation,
+            SchemaValidation {
+                key: None,
+                value: Some(SubjectNameStrategy::Topic)
+            }
+        );
+        assert_eq!(c.overrides["confluent.value.schema.validation"], "true");
+        let c = resolve(&[
+            ("confluent.key.schema.validation", "true"),
+            (
+                "confluent.key.subject.name.strategy",
+                " io.confluent.kafka.serializers.subject.TopicRecordNameStrategy ",
+            ),
+            ("confluent.value.schema.validation", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.schema_validation,
+            SchemaValidation {
+                key: Some(SubjectNameStrategy::TopicRecord),
+                value: None
+            }
+        );
+        for (key, value) in [
+            ("confluent.value.schema.validation", "yes"),
+            ("confluent.key.schema.validation", "1"),
+            ("confluent.value.subject.name.strategy", "TopicNameStrategy"),
+            (
+                "confluent.key.subject.name.strategy",
+                "io.confluent.kafka.serializers.subject.topicnamestrategy",
+            ),
+        ] {
+            invalid_naming(resolve(&[(key, value)]), key);
+        }
+        let entries = resolve(&[]).unwrap().describe(&BTreeMap::new());
+        let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
+        let validation = get("confluent.value.schema.validation");
+        assert_eq!(
+            (validation.value.as_deref(), validation.config_type),
+            (Some("false"), 1)
+        );
+        let strategy = get("confluent.key.subject.name.strategy");
+        assert_eq!(
+            (strategy.value.as_deref(), strategy.config_type),
+            (
+                Some("io.confluent.kafka.serializers.subject.TopicNameStrategy"),
+                2
+            )
+        );
     }
 
     #[test]

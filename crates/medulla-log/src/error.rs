@@ -32,6 +32,18 @@ pub enum LogError {
         /// [`crate::limits::RECORD_ERRORS_MAX`]).
         record_indexes: Vec<i32>,
     },
+    /// Records a caller's [`crate::batch::RecordCheck`] refused: Kafka's INVALID_RECORD,
+    /// with the indexes of the refused records within their batch (KIP-467), as
+    /// [`LogError::KeylessRecords`].
+    #[error("invalid record: {reason}")]
+    RefusedRecords {
+        /// The first refused record and why (`record <index>: <reason>`), and how many
+        /// more there were.
+        reason: String,
+        /// Index of each refused record within its batch (at most
+        /// [`crate::limits::RECORD_ERRORS_MAX`]).
+        record_indexes: Vec<i32>,
+    },
     /// A fetch or DeleteRecords offset outside `[log_start_offset, log_end_offset]`.
     #[error("offset {requested} out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

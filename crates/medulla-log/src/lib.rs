@@ -97,7 +97,7 @@ mod test_support;
 
 pub use cleaner::CleanerConfig;
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigEntry, ConfigSource, TopicConfig};
+pub use config::{ConfigEntry, ConfigSource, SchemaValidation, SubjectNameStrategy, TopicConfig};
 pub use error::{LogError, Result};
 pub use manager::{
     AlterOp, DEFAULT_RECOVERY_THREADS, FsyncPolicy, LogManager, LogManagerOptions, TopicMeta,

@@ -434,6 +434,26 @@ impl PartitionLog {
     /// [`PartitionLog::append`] for `origin`: the broker's own writers skip the
     /// sequence checks.
     pub fn append_from(&self, records: &[u8], origin: AppendOrigin) -> crate::Result<AppendInfo> {
+        self.append_inner(records, origin, None)
+    }
+
+    /// [`PartitionLog::append`] that also runs `check` on every record during
+    /// validation (see [`batch::RecordCheck`]): a refused record refuses the whole
+    /// payload with [`LogError::RefusedRecords`], and nothing is appended.
+    pub fn append_checked(
+        &self,
+        records: &[u8],
+        check: &mut batch::RecordCheck<'_>,
+    ) -> crate::Result<AppendInfo> {
+        self.append_inner(records, AppendOrigin::Client, Some(check))
+    }
+
+    fn append_inner(
+        &self,
+        records: &[u8],
+        origin: AppendOrigin,
+        check: Option<&mut batch::RecordCheck<'_>>,
+    ) -> crate::Result<AppendInfo> {
         self.check_status(true)?;
         let config = self.config();
         if records.len() > APPEND_BYTES_MAX {
@@ -447,6 +467,7 @@ impl PartitionLog {
             records,
             config.max_message_bytes as usize,
             config.cleanup_compact,
+            check,
         )?;
         for b in &checked {
             if b.header.is_log_append_time() {

@@ -2,7 +2,8 @@
 //! fsync policy, answer only after the data is on disk (the wait is the second phase,
 //! so pipelined requests share one fsync). A transactional batch is appended only to a
 //! partition of its producer's open transaction (the transaction coordinator verifies
-//! it, as Kafka 3.6+ does).
+//! it, as Kafka 3.6+ does). On topics with Confluent's schema validation on, each
+//! record's schema id is checked inside the log's validation (`schema_validation.rs`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use medulla_log::{AppendInfo, LogError, PartitionLog};
 use crate::broker::Broker;
 use crate::error::{kafka_code, kafka_message};
 use crate::handlers::{Reply, blocking};
+use crate::schema_validation::{self, SchemaIdCheck};
 
 /// One partition's outcome after phase 1.
 enum Outcome {
@@ -74,7 +76,7 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                                 tracing::warn!(topic = %name.0.as_str(), partition = p.index, "produce refused: {message}");
                                 Outcome::Failed(code, Some(message))
                             }
-                            Ok(()) => {
+                            Ok(schema_rules) => {
                                 // A transactional batch is appended only into its
                                 // producer's open transaction, and the permit keeps the
                                 // transaction from ending until the append is done.
@@ -95,8 +97,21 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                                     }
                                     Ok(permit) => {
                                         let log2 = log.clone();
-                                        let appended =
-                                            blocking(move || log2.append(&records)).await;
+                                        let appended = match schema_rules {
+                                            None => blocking(move || log2.append(&records)).await,
+                                            Some((rules, check)) => {
+                                                let topic = name.0.clone();
+                                                blocking(move || {
+                                                    let mut check = schema_validation::record_check(
+                                                        &*check,
+                                                        topic.as_str(),
+                                                        rules,
+                                                    );
+                                                    log2.append_checked(&records, &mut check)
+                                                })
+                                                .await
+                                            }
+                                        };
                                         drop(permit);
                                         match appended {
                                             Ok(info) => Outcome::Appended(log, info),
@@ -106,6 +121,13 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
                                                         .to_owned(),
                                                     record_indexes,
                                                 )
+                                            }
+                                            Err(LogError::RefusedRecords {
+                                                reason,
+                                                record_indexes,
+                                            }) => {
+                                                tracing::debug!(topic = %name.0.as_str(), partition = p.index, "produce refused: {reason}");
+                                                Outcome::RecordErrors(reason, record_indexes)
                                             }
                                             Err(e) => {
                                                 log_refusal(&name.0, p.index, &e);
@@ -174,13 +196,17 @@ pub async fn handle(broker: &Broker, request: ProduceRequest, version: i16) -> R
 /// `message.timestamp.after.max.ms` of now (INVALID_TIMESTAMP). Kafka checks each record's
 /// timestamp; a v2 batch carries its first (base) and largest (max) timestamp, which is
 /// what is checked here. Malformed bytes pass through, for the log to refuse precisely.
+///
+/// Ok carries the topic's schema validation and the registry to ask, when it is on
+/// (`None`, costing nothing more, when it is off); on with no registry configured is
+/// INVALID_RECORD.
 fn client_batch_policy(
     broker: &Broker,
     topic: &str,
     mut records: &[u8],
     acks: i16,
     version: i16,
-) -> Result<(), (i16, String)> {
+) -> Result<Option<SchemaRules>, (i16, String)> {
     // Kafka's ProduceRequest.validateRecords for v3+: exactly one batch per partition,
     // and zstd only from v7.
     if records.is_empty() {
@@ -219,7 +245,7 @@ fn client_batch_policy(
         }
     }
     let Some(meta) = broker.log().topic(topic) else {
-        return Ok(());
+        return Ok(None);
     };
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -237,9 +263,19 @@ fn client_batch_policy(
             ),
         ));
     }
+    let schema_rules = match (config.schema_validation, &broker.config().schema_check) {
+        (rules, _) if rules.is_off() => None,
+        (rules, Some(check)) => Some((rules, check.clone())),
+        (_, None) => {
+            return Err((
+                ResponseError::InvalidRecord.code(),
+                schema_validation::no_registry_message(topic),
+            ));
+        }
+    };
     while !records.is_empty() {
         let Ok(header) = medulla_log::batch::parse_header(records) else {
-            return Ok(());
+            return Ok(schema_rules);
         };
         if header.is_control() {
             return Err((
@@ -271,12 +307,15 @@ fn client_batch_policy(
         }
         let size = header.size_bytes();
         if size > records.len() {
-            return Ok(());
+            return Ok(schema_rules);
         }
         records = &records[size..];
     }
-    Ok(())
+    Ok(schema_rules)
 }
+
+/// A topic's schema validation and the registry that answers it.
+type SchemaRules = (medulla_log::SchemaValidation, Arc<dyn SchemaIdCheck>);
 
 /// Whether any partition of `request` carries a transactional batch.
 fn has_transactional_batch(request: &ProduceRequest) -> bool {
