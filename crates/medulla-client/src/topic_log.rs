@@ -75,7 +75,8 @@ pub struct TopicLog {
 /// in-flight requests), so it happens on a blocking thread, never on the runtime's.
 struct Handles {
     producer: FutureProducer,
-    consumer: Arc<BaseConsumer>,
+    /// Held so the consumer is destroyed here, off the async threads, after the reader.
+    _consumer: Arc<BaseConsumer>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -192,7 +193,7 @@ impl TopicLog {
             stop,
             handles: Some(Handles {
                 producer,
-                consumer,
+                _consumer: consumer,
                 reader: Some(reader),
             }),
         };
@@ -288,13 +289,17 @@ impl TopicLog {
 
     /// The topic's end offset (high watermark of its only partition).
     async fn end_offset(&self, deadline: Instant) -> Result<i64, ClientError> {
-        let consumer = self.handles()?.consumer.clone();
+        // Asked through the producer's connection, not the reader's: a broker answers
+        // one connection's requests in order, so behind the reader's long-polling Fetch
+        // this would wait out `fetch.wait.max.ms` every time.
+        let producer = self.handles()?.producer.clone();
         let topic = self.topic.clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let watermarks =
-            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, remaining))
-                .await
-                .map_err(|e| ClientError::Config(format!("watermark lookup task failed: {e}")))?;
+        let watermarks = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_watermarks(&topic, 0, remaining)
+        })
+        .await
+        .map_err(|e| ClientError::Config(format!("watermark lookup task failed: {e}")))?;
         match watermarks {
             Ok((_, high)) => Ok(high),
             Err(KafkaError::MetadataFetch(RDKafkaErrorCode::OperationTimedOut))

@@ -113,7 +113,21 @@ pub fn schema_fields(m: &mut Map<String, Value>, s: &StoredSchema) {
     m.insert("schema".into(), s.schema.clone().into());
 }
 
+/// How broker-side validation derives a subject (Confluent's subject name strategies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectStrategy {
+    /// `<topic>-key` / `<topic>-value`.
+    Topic,
+    /// The schema's record name.
+    Record,
+    /// `<topic>-<record name>`.
+    TopicRecord,
+}
+
 pub struct Registry {
+    /// Record names by schema id, for the record-name strategies (parsing per record
+    /// would be far too slow for the produce path).
+    record_names: std::sync::Mutex<std::collections::HashMap<i32, Option<String>>>,
     state: Arc<RwLock<State>>,
     log: Box<dyn Log>,
     writes: tokio::sync::Mutex<()>,
@@ -167,12 +181,75 @@ impl Registry {
         cluster_id: String,
     ) -> Registry {
         Registry {
+            record_names: Default::default(),
             state,
             log,
             writes: tokio::sync::Mutex::new(()),
             limits,
             cluster_id,
         }
+    }
+
+    /// Broker-side validation: may records of `topic` carry schema `id` in their key
+    /// (`is_key`) or value? Yes when the subject `strategy` derives has a live version
+    /// with that id. In-memory and quick: record names are parsed once per id.
+    pub fn check_schema_id(
+        &self,
+        topic: &str,
+        is_key: bool,
+        strategy: SubjectStrategy,
+        id: i32,
+    ) -> Result<(), String> {
+        let part = if is_key { "key" } else { "value" };
+        let subject = match strategy {
+            SubjectStrategy::Topic => format!("{topic}-{part}"),
+            SubjectStrategy::Record | SubjectStrategy::TopicRecord => {
+                let name = self.record_name(id)?;
+                if strategy == SubjectStrategy::Record {
+                    name
+                } else {
+                    format!("{topic}-{name}")
+                }
+            }
+        };
+        let st = self.state();
+        if st.schema(id).is_none() {
+            return Err(format!("{part} schema id {id} is not a registered schema"));
+        }
+        let registered = st
+            .versions(&subject)
+            .is_some_and(|vs| vs.values().any(|v| v.id == id && !v.deleted));
+        if registered {
+            Ok(())
+        } else {
+            Err(format!(
+                "{part} schema id {id} is not registered under subject {subject}"
+            ))
+        }
+    }
+
+    fn record_name(&self, id: i32) -> Result<String, String> {
+        let mut cache = self.record_names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = cache.get(&id) {
+            return known
+                .clone()
+                .ok_or_else(|| format!("schema id {id} has no record name"));
+        }
+        let name = {
+            let st = self.state();
+            let s = st
+                .schema(id)
+                .ok_or_else(|| format!("schema id {id} is not a registered schema"))?;
+            Self::parse_stored(&st, s, &self.limits)
+                .map_err(|e| e.message)?
+                .record_name()
+        };
+        // Bounded: one entry per schema id that has been produced with.
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(id, name.clone());
+        name.ok_or_else(|| format!("schema id {id} has no record name"))
     }
 
     /// The Kafka cluster id the registry stores into (`/v1/metadata/id`).

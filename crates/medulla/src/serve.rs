@@ -44,6 +44,34 @@ pub fn properties(args: &ServeArgs) -> anyhow::Result<BTreeMap<String, String>> 
     Ok(props)
 }
 
+/// The registry, as the broker's schema id check. The broker starts before the
+/// registry (which is its client), so until the registry is up every check fails
+/// closed: validated topics refuse records for those few moments.
+#[derive(Default)]
+struct RegistryCheck(std::sync::OnceLock<std::sync::Arc<medulla_registry::registry::Registry>>);
+
+impl medulla_broker::schema_validation::SchemaIdCheck for RegistryCheck {
+    fn check(
+        &self,
+        topic: &str,
+        is_key: bool,
+        strategy: medulla_broker::schema_validation::SubjectNameStrategy,
+        id: i32,
+    ) -> Result<(), String> {
+        use medulla_broker::schema_validation::SubjectNameStrategy as S;
+        use medulla_registry::registry::SubjectStrategy;
+        let Some(registry) = self.0.get() else {
+            return Err("the schema registry is not running yet".to_owned());
+        };
+        let strategy = match strategy {
+            S::Topic => SubjectStrategy::Topic,
+            S::Record => SubjectStrategy::Record,
+            S::TopicRecord => SubjectStrategy::TopicRecord,
+        };
+        registry.check_schema_id(topic, is_key, strategy, id)
+    }
+}
+
 /// `--registry-listen`: an address, or `off`.
 fn registry_listen(args: &ServeArgs) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let v = args.registry_listen.trim();
@@ -108,9 +136,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let props = properties(&args)?;
-    let (config, warnings) = BrokerConfig::from_properties(&props)?;
+    let (mut config, warnings) = BrokerConfig::from_properties(&props)?;
     for w in warnings {
         tracing::warn!("{w}");
+    }
+    let check = std::sync::Arc::new(RegistryCheck::default());
+    if registry_addr.is_some() {
+        config.schema_check = Some(check.clone());
     }
     let data_dir = config.data_dir.clone();
     let running = medulla_broker::start(config).await?;
@@ -124,7 +156,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let registry = match registry_addr {
         Some(listen) => match start_registry(listen, running.local_addr.to_string()).await {
-            Ok(r) => Some(r),
+            Ok(r) => {
+                let _ = check.0.set(r.registry.clone());
+                Some(r)
+            }
             Err(e) => {
                 running.shutdown().await?;
                 return Err(e);
