@@ -4,6 +4,7 @@
 pub mod api;
 pub mod compat;
 pub mod error;
+pub mod leader;
 pub mod limits;
 pub mod records;
 pub mod registry;

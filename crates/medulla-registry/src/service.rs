@@ -5,9 +5,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use medulla_client::{ClientConfig, LogRecord, TopicLog};
+use medulla_client::{ClientConfig, Identity, LogRecord, TopicLog};
 use tokio::sync::oneshot;
 
+use crate::leader::Leadership;
 use crate::limits::Limits;
 use crate::registry::{BoxFuture, Log, Registry, apply_record};
 use crate::state::State;
@@ -24,6 +25,13 @@ pub struct RegistryConfig {
     pub limits: Limits,
     /// How long opening (creating the topic, reading it to its end) may take.
     pub open_timeout: Duration,
+    /// `HOST:PORT` other instances reach this one on (the listen address by default;
+    /// an unspecified IP becomes 127.0.0.1).
+    pub advertised: Option<String>,
+    /// Confluent's `leader.eligibility`.
+    pub leader_eligible: bool,
+    /// How long a write waits for an elected leader before 50004.
+    pub leader_wait: Duration,
 }
 
 impl RegistryConfig {
@@ -34,6 +42,9 @@ impl RegistryConfig {
             topic: "_schemas".to_owned(),
             limits: Limits::default(),
             open_timeout: Duration::from_secs(60),
+            advertised: None,
+            leader_eligible: true,
+            leader_wait: Duration::from_secs(30),
         }
     }
 }
@@ -53,6 +64,7 @@ impl Log for KafkaLog {
 pub struct RunningRegistry {
     pub local_addr: SocketAddr,
     pub registry: Arc<Registry>,
+    leadership: Arc<Leadership>,
     stop: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -61,6 +73,7 @@ impl RunningRegistry {
     /// Stops accepting, finishes requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
+        self.leadership.stop().await;
         self.server
             .await
             .context("registry server task")?
@@ -103,7 +116,17 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
         .await
         .with_context(|| format!("cannot listen on {} (--registry-listen)", cfg.listen))?;
     let local_addr = listener.local_addr()?;
-    let app = crate::api::router(registry.clone());
+    let me = identity(&cfg, local_addr)?;
+    let leadership = Leadership::start(
+        cfg.kafka.clone(),
+        me,
+        cfg.leader_wait,
+        cfg.limits.request_bytes_max,
+    );
+    let app = crate::api::router(registry.clone()).layer(axum::middleware::from_fn_with_state(
+        leadership.clone(),
+        crate::leader::route_writes,
+    ));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -115,7 +138,31 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
     Ok(RunningRegistry {
         local_addr,
         registry,
+        leadership,
         stop,
         server,
+    })
+}
+
+/// How this instance presents itself to the election.
+fn identity(cfg: &RegistryConfig, local: SocketAddr) -> anyhow::Result<Identity> {
+    let (host, port) = match &cfg.advertised {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .with_context(|| format!("registry advertised address {a:?} is not HOST:PORT"))?;
+            let port = p
+                .parse()
+                .with_context(|| format!("registry advertised address {a:?}: bad port"))?;
+            (h.to_owned(), port)
+        }
+        None if local.ip().is_unspecified() => ("127.0.0.1".to_owned(), local.port()),
+        None => (local.ip().to_string(), local.port()),
+    };
+    Ok(Identity {
+        host,
+        port,
+        scheme: "http".to_owned(),
+        leader_eligible: cfg.leader_eligible,
     })
 }

@@ -97,6 +97,13 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub registry_listen: String,
+    /// HOST:PORT other registry instances forward writes to (default: the listen address).
+    #[arg(long, env = "MEDULLA_REGISTRY_ADVERTISE")]
+    pub registry_advertise: Option<String>,
+    /// Whether this registry instance may be elected the writer (Confluent's
+    /// `leader.eligibility`).
+    #[arg(long, env = "MEDULLA_REGISTRY_LEADER_ELIGIBLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub registry_leader_eligible: bool,
     /// Run the platform services (the schema registry) against this Kafka cluster
     /// instead of an embedded broker: no broker is started.
     #[arg(long, env = "MEDULLA_KAFKA_BOOTSTRAP")]

@@ -87,6 +87,7 @@ fn registry_listen(args: &ServeArgs) -> anyhow::Result<Option<std::net::SocketAd
 
 /// Starts the schema registry against `bootstrap` and prints its ready line.
 async fn start_registry(
+    args: &ServeArgs,
     listen: std::net::SocketAddr,
     bootstrap: String,
 ) -> anyhow::Result<medulla_registry::service::RunningRegistry> {
@@ -94,10 +95,10 @@ async fn start_registry(
         bootstrap,
         properties: Vec::new(),
     };
-    let running = medulla_registry::service::start(medulla_registry::service::RegistryConfig::new(
-        listen, kafka,
-    ))
-    .await?;
+    let mut cfg = medulla_registry::service::RegistryConfig::new(listen, kafka);
+    cfg.advertised = args.registry_advertise.clone();
+    cfg.leader_eligible = args.registry_leader_eligible;
+    let running = medulla_registry::service::start(cfg).await?;
     // A stable line for scripts and tests that start the registry on port 0.
     println!("medulla: schema registry on http://{}", running.local_addr);
     tracing::info!(addr = %running.local_addr, "schema registry started");
@@ -127,7 +128,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let Some(listen) = registry_addr else {
             bail!("--kafka-bootstrap runs the platform services only, and every one is off");
         };
-        let registry = start_registry(listen, bootstrap).await?;
+        let registry = start_registry(&args, listen, bootstrap).await?;
         wait_for_signal(&mut term, &mut interrupt).await;
         tracing::info!("shutting down");
         registry.shutdown().await?;
@@ -155,7 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %running.local_addr, data_dir = %data_dir.display(), "medulla started");
 
     let registry = match registry_addr {
-        Some(listen) => match start_registry(listen, running.local_addr.to_string()).await {
+        Some(listen) => match start_registry(&args, listen, running.local_addr.to_string()).await {
             Ok(r) => {
                 let _ = check.0.set(r.registry.clone());
                 Some(r)

@@ -92,8 +92,19 @@ fn error_code(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no error_code in {v}"))
 }
 
+/// A broker with the registry. The group coordinator's initial rebalance delay (3 s,
+/// Kafka's default) would hold the registry's first write back while the leader
+/// election settles: tests do not wait for it.
 fn start(dir: &std::path::Path) -> Medulla {
-    Medulla::start(dir, &["--registry-listen", "127.0.0.1:0"])
+    Medulla::start(
+        dir,
+        &[
+            "--registry-listen",
+            "127.0.0.1:0",
+            "--override",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,7 +493,10 @@ async fn a_restart_brings_everything_back_and_ids_are_not_reused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_registry_runs_against_a_separately_started_cluster() {
     let cluster_dir = tempfile::tempdir().unwrap();
-    let cluster = Medulla::start(cluster_dir.path(), &[]);
+    let cluster = Medulla::start(
+        cluster_dir.path(),
+        &["--override", "group.initial.rebalance.delay.ms=0"],
+    );
     let services_dir = tempfile::tempdir().unwrap();
     let services = Medulla::start(
         services_dir.path(),
@@ -525,5 +539,59 @@ async fn the_registry_runs_against_a_separately_started_cluster() {
     assert_eq!(
         api.get("/subjects/ext-value/versions").await.1,
         json!([1, 2])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_instances_elect_one_writer_and_forward_writes_to_it() {
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let cluster = Medulla::start(
+        cluster_dir.path(),
+        &["--override", "group.initial.rebalance.delay.ms=0"],
+    );
+    let instance = |dir: &std::path::Path| {
+        Medulla::start(
+            dir,
+            &[
+                "--kafka-bootstrap",
+                &cluster.addr,
+                "--registry-listen",
+                "127.0.0.1:0",
+            ],
+        )
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = instance(d1.path());
+    let second = instance(d2.path());
+    let (a, b) = (Api::new(&first), Api::new(&second));
+
+    // Writes through either instance land once, in one id sequence: one of them was
+    // forwarded to the elected leader.
+    let id1 = a.register("shared-value", v1()).await;
+    let id2 = b.register("shared-value", v2()).await;
+    assert_eq!(id2, id1 + 1);
+    let (s, v) = b
+        .put("/config/shared-value", json!({"compatibility": "FULL"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for api in [&a, &b] {
+        let mut seen = Value::Null;
+        for _ in 0..200 {
+            seen = api.get("/subjects/shared-value/versions").await.1;
+            if seen == json!([1, 2]) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await; // poll with a deadline
+        }
+        assert_eq!(seen, json!([1, 2]), "{}", api.base);
+    }
+
+    // The first instance leaves; the second takes every write from then on.
+    assert_eq!(first.terminate().code(), Some(0));
+    let id3 = b.register("later-value", json!("string")).await;
+    assert!(id3 > id2);
+    assert_eq!(
+        b.get("/subjects").await.1,
+        json!(["later-value", "shared-value"])
     );
 }
