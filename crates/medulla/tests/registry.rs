@@ -595,3 +595,53 @@ async fn several_instances_elect_one_writer_and_forward_writes_to_it() {
         json!(["later-value", "shared-value"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn medulla_schema_register_get_list_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = start(dir.path());
+    let url = m.registry.clone().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = files.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let (f1, f2) = (write("v1.avsc", &v1()), write("v2.avsc", &v2()));
+    let bad = write(
+        "bad.avsc",
+        &record(json!([{"name": "flag", "type": "boolean"}])),
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["schema", "--registry", url.as_str()];
+        all.extend_from_slice(args);
+        common::cli(&all)
+    };
+
+    let (ok, out, err) = run(&["register", "lab results/value", "--file", &f1]);
+    assert!(ok, "{err}");
+    let id: i64 = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("an id: {out}"));
+    let (ok, out, _) = run(&["check", "lab results/value", "--file", &f2]);
+    assert!(ok && out.starts_with("compatible"), "{out}");
+    let (ok, out, err) = run(&["check", "lab results/value", "--file", &bad]);
+    assert!(!ok && out.starts_with("incompatible"), "{out} {err}");
+    let (ok, _, err) = run(&["register", "lab results/value", "--file", &bad]);
+    assert!(!ok && err.contains("409"), "{err}");
+    let (ok, out, _) = run(&["list"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "lab results/value");
+    let (ok, out, _) = run(&["get", "lab results/value"]);
+    assert!(ok);
+    let got: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (got["id"].as_i64(), got["version"].as_i64()),
+        (Some(id), Some(1))
+    );
+    let (ok, out, _) = run(&["get", "--id", &id.to_string()]);
+    assert!(ok && out.contains("LabResult"), "{out}");
+    let (ok, _, err) = run(&["get", "nobody"]);
+    assert!(!ok && err.contains("40401"), "{err}");
+}
