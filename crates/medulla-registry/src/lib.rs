@@ -4,10 +4,12 @@
 pub mod api;
 pub mod compat;
 pub mod error;
+#[cfg(feature = "service")]
 pub mod leader;
 pub mod limits;
 pub mod records;
 pub mod registry;
 pub mod schema;
+#[cfg(feature = "service")]
 pub mod service;
 pub mod state;
