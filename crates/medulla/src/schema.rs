@@ -9,20 +9,27 @@ use serde_json::{Value, json};
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
+/// A schema given on the command line.
+#[derive(clap::Args)]
+pub struct SchemaInput {
+    /// The schema file (`-` for stdin).
+    #[arg(long, short)]
+    file: PathBuf,
+    /// AVRO, JSON or PROTOBUF (default: from the file name, else AVRO).
+    #[arg(long = "type", short = 't')]
+    schema_type: Option<String>,
+    /// A reference NAME=SUBJECT:VERSION (repeatable).
+    #[arg(long = "reference", value_name = "NAME=SUBJECT:VERSION")]
+    references: Vec<String>,
+}
+
 #[derive(Subcommand)]
 pub enum SchemaCommand {
     /// Register a schema under a subject; prints its id.
     Register {
         subject: String,
-        /// The schema file (`-` for stdin).
-        #[arg(long, short)]
-        file: PathBuf,
-        /// AVRO, JSON or PROTOBUF (default: from the file name, else AVRO).
-        #[arg(long = "type", short = 't')]
-        schema_type: Option<String>,
-        /// A reference NAME=SUBJECT:VERSION (repeatable).
-        #[arg(long = "reference", value_name = "NAME=SUBJECT:VERSION")]
-        references: Vec<String>,
+        #[command(flatten)]
+        input: SchemaInput,
         /// Store the normalized form.
         #[arg(long)]
         normalize: bool,
@@ -49,12 +56,8 @@ pub enum SchemaCommand {
     /// one `--version`; exits 1 when it is incompatible.
     Check {
         subject: String,
-        #[arg(long, short)]
-        file: PathBuf,
-        #[arg(long = "type", short = 't')]
-        schema_type: Option<String>,
-        #[arg(long = "reference", value_name = "NAME=SUBJECT:VERSION")]
-        references: Vec<String>,
+        #[command(flatten)]
+        input: SchemaInput,
         #[arg(long)]
         version: Option<String>,
     },
@@ -109,11 +112,9 @@ fn seg(s: &str) -> String {
         .replace('+', "%20")
 }
 
-fn schema_body(
-    file: &PathBuf,
-    schema_type: Option<&str>,
-    references: &[String],
-) -> anyhow::Result<Value> {
+fn schema_body(input: &SchemaInput) -> anyhow::Result<Value> {
+    let (file, schema_type, references) =
+        (&input.file, input.schema_type.as_deref(), &input.references);
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading the schema from stdin")?
     } else {
@@ -161,12 +162,10 @@ pub async fn run(registry: &str, command: SchemaCommand) -> anyhow::Result<()> {
     match command {
         SchemaCommand::Register {
             subject,
-            file,
-            schema_type,
-            references,
+            input,
             normalize,
         } => {
-            let body = schema_body(&file, schema_type.as_deref(), &references)?;
+            let body = schema_body(&input)?;
             let q = if normalize { "?normalize=true" } else { "" };
             let v = c
                 .call(
@@ -231,12 +230,10 @@ pub async fn run(registry: &str, command: SchemaCommand) -> anyhow::Result<()> {
         }
         SchemaCommand::Check {
             subject,
-            file,
-            schema_type,
-            references,
+            input,
             version,
         } => {
-            let body = schema_body(&file, schema_type.as_deref(), &references)?;
+            let body = schema_body(&input)?;
             let path = match version {
                 Some(v) => format!(
                     "/compatibility/subjects/{}/versions/{}?verbose=true",
