@@ -144,7 +144,10 @@ impl TopicLog {
                 ("allow.auto.create.topics", "false"),
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),
-                ("enable.partition.eof", "true"),
+                // No end-of-partition events: librdkafka reports each one as an error
+                // through the client context (an ERROR log line per write). The reader
+                // learns it is caught up from its position when a poll comes back empty.
+                ("enable.partition.eof", "false"),
                 ("auto.offset.reset", "earliest"),
                 // No group: the reader is assigned partition 0 directly. librdkafka still
                 // wants a group id for some consumer paths; it is never joined.
