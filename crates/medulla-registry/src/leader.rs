@@ -130,72 +130,100 @@ fn is_write(method: &Method, path: &str) -> bool {
 }
 
 /// The middleware: writes run here only on the leader.
+///
+/// A leader that cannot be reached (it stopped, and the group has not noticed yet) is
+/// waited out: the write is retried as the election moves on, until `wait` has passed.
 pub async fn route_writes(State(l): State<Arc<Leadership>>, req: Request, next: Next) -> Response {
     if !is_write(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(leader) = l.current().await else {
-        return ApiError::unknown_leader(format!(
-            "no schema registry leader was elected within {:?}",
-            l.wait
-        ))
-        .into_response();
+    let deadline = tokio::time::Instant::now() + l.wait;
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, l.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::payload_too_large(l.body_limit).into_response(),
     };
-    if leader.is_me {
-        return next.run(req).await;
+    let mut leader_rx = l.leader.clone();
+    loop {
+        let Some(leader) = l.current().await else {
+            return ApiError::unknown_leader(format!(
+                "no schema registry leader was elected within {:?}",
+                l.wait
+            ))
+            .into_response();
+        };
+        if leader.is_me {
+            return next.run(Request::from_parts(parts, Body::from(body))).await;
+        }
+        if parts.headers.contains_key(FORWARDED) {
+            return ApiError::forwarding_failed(
+                "this instance received a forwarded write but is not the leader",
+            )
+            .into_response();
+        }
+        match forward(&l, &leader, &parts, body.clone()).await {
+            Ok(r) => return r,
+            Err((e, unreachable)) => {
+                if !unreachable || tokio::time::Instant::now() >= deadline {
+                    return e.into_response();
+                }
+                tracing::info!(leader = %leader.identity.url(), "the registry leader is unreachable; waiting for the election");
+                // Until the leader changes, or a short pause (then try it again).
+                leader_rx.mark_unchanged();
+                let _ = tokio::time::timeout(Duration::from_millis(200), leader_rx.changed()).await;
+            }
+        }
     }
-    if req.headers().contains_key(FORWARDED) {
-        return ApiError::forwarding_failed(
-            "this instance received a forwarded write but is not the leader",
-        )
-        .into_response();
-    }
-    forward(&l, &leader, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn forward(l: &Leadership, leader: &Leader, req: Request) -> Result<Response, ApiError> {
+/// Forwards a write; the error says whether the leader could not be reached at all.
+async fn forward(
+    l: &Leadership,
+    leader: &Leader,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Result<Response, (ApiError, bool)> {
     let url = format!(
         "{}{}",
         leader.identity.url(),
-        req.uri()
+        parts
+            .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/")
     );
-    let method = req.method().clone();
-    let mut out = l.http.request(method, &url).header(FORWARDED, "1");
+    let mut out = l
+        .http
+        .request(parts.method.clone(), &url)
+        .header(FORWARDED, "1");
     for h in [header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION] {
-        if let Some(v) = req.headers().get(&h) {
+        if let Some(v) = parts.headers.get(&h) {
             out = out.header(h, v);
         }
     }
-    let body = axum::body::to_bytes(req.into_body(), l.body_limit)
-        .await
-        .map_err(|_| ApiError::payload_too_large(l.body_limit))?;
     let resp = out.body(body).send().await.map_err(|e| {
-        ApiError::forwarding_failed(format!(
-            "Error while forwarding the request to the leader {url}: {e}"
-        ))
+        let unreachable = e.is_connect();
+        (
+            ApiError::forwarding_failed(format!(
+                "Error while forwarding the request to the leader {url}: {e}"
+            )),
+            unreachable,
+        )
     })?;
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
     let bytes = resp.bytes().await.map_err(|e| {
-        ApiError::forwarding_failed(format!(
-            "Error while reading the leader's answer from {url}: {e}"
-        ))
+        (
+            ApiError::forwarding_failed(format!(
+                "Error while reading the leader's answer from {url}: {e}"
+            )),
+            false,
+        )
     })?;
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
-    if let Some(ct) = content_type {
-        r.headers_mut().insert(header::CONTENT_TYPE, ct);
-    } else {
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(crate::api::CONTENT_TYPE),
-        );
-    }
+    let ct = content_type.unwrap_or_else(|| HeaderValue::from_static(crate::api::CONTENT_TYPE));
+    r.headers_mut().insert(header::CONTENT_TYPE, ct);
     Ok(r)
 }
 
