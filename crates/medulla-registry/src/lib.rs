@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod compat;
+pub mod dek;
 pub mod error;
 pub mod limits;
 pub mod records;
