@@ -46,8 +46,8 @@ fn ok(body: Value) -> Response {
 
 type Reg = State<Arc<Registry>>;
 
-/// The router for one registry.
-pub fn router(registry: Arc<Registry>) -> Router {
+/// The router for one registry, with its DEK Registry (`crate::dek`).
+pub fn router(registry: Arc<Registry>, dek: Arc<crate::dek::DekRegistry>) -> Router {
     let limit = registry.limits.request_bytes_max;
     Router::new()
         .route("/", get(|| async { ok(json!({})) }))
@@ -109,6 +109,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/v1/metadata/version",
             get(|| async { ok(json!({"version": env!("CARGO_PKG_VERSION"), "commitId": ""})) }),
         )
+        .with_state(registry)
+        .merge(crate::dek::router(dek))
         .fallback(|| async { ApiError::not_found("HTTP 404 Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -118,23 +120,22 @@ pub fn router(registry: Arc<Registry>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(registry)
 }
 
 // ------------------------------------------------------------------ helpers
 
 /// Query parameters in order (a key may repeat).
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn new(raw: Option<String>) -> Query {
+    pub(crate) fn new(raw: Option<String>) -> Query {
         Query(
             form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
                 .collect(),
         )
     }
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(key, _)| key == k)
@@ -148,7 +149,7 @@ impl Query {
             .collect()
     }
     /// A boolean as clients send it: `true` in any case is true (Java's parseBoolean).
-    fn flag(&self, k: &str) -> bool {
+    pub(crate) fn flag(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
     fn int(&self, k: &str) -> ApiResult<Option<i64>> {
@@ -163,7 +164,7 @@ impl Query {
 }
 
 /// Checks the content type and decodes a JSON body.
-fn body<T: DeserializeOwned>(
+pub(crate) fn body<T: DeserializeOwned>(
     headers: &HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
     limit: usize,

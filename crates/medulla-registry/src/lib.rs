@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod compat;
+pub mod dek;
 pub mod error;
 #[cfg(feature = "service")]
 pub mod leader;

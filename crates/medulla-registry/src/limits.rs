@@ -28,3 +28,40 @@ impl Default for Limits {
         }
     }
 }
+
+/// Limits of the DEK Registry (`/dek-registry/v1`, see `crate::dek`).
+#[derive(Clone, Debug)]
+pub struct DekLimits {
+    /// `dek.registry.max.keys` (Confluent's key and default): KEKs, and DEKs, one
+    /// registry may hold, soft-deleted ones included; one more is 40972.
+    pub keys_max: usize,
+    /// A KEK name's length in characters (Confluent's `NAME_MAX_LENGTH`).
+    pub name_chars_max: usize,
+    /// A DEK subject's length in bytes (the schema registry's subject limit).
+    pub subject_bytes_max: usize,
+    /// `kmsKeyId` (an ARN, a key URI) in bytes.
+    pub kms_key_id_bytes_max: usize,
+    /// `kmsProps`: how many entries, and each key or value in bytes.
+    pub kms_props_max: usize,
+    pub kms_prop_bytes_max: usize,
+    /// `doc` in bytes.
+    pub doc_bytes_max: usize,
+    /// `encryptedKeyMaterial` (base64 of a KMS-wrapped 16–64 byte key) in bytes. AWS
+    /// KMS ciphertext blobs are at most 6144 bytes, 8192 in base64.
+    pub key_material_bytes_max: usize,
+}
+
+impl Default for DekLimits {
+    fn default() -> DekLimits {
+        DekLimits {
+            keys_max: 10_000,
+            name_chars_max: 64,
+            subject_bytes_max: 2048,
+            kms_key_id_bytes_max: 2048,
+            kms_props_max: 64,
+            kms_prop_bytes_max: 4096,
+            doc_bytes_max: 8192,
+            key_material_bytes_max: 8192,
+        }
+    }
+}

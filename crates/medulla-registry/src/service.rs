@@ -1,4 +1,5 @@
-//! Running a registry: open `_schemas` through the Kafka client, catch up, serve HTTP.
+//! Running a registry: open `_schemas` and `_dek_registry_keys` through the Kafka
+//! client, catch up, serve HTTP.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -8,8 +9,9 @@ use anyhow::Context;
 use medulla_client::{ClientConfig, Identity, LogRecord, TopicLog};
 use tokio::sync::oneshot;
 
+use crate::dek::{DekRegistry, DekState};
 use crate::leader::Leadership;
-use crate::limits::Limits;
+use crate::limits::{DekLimits, Limits};
 use crate::registry::{BoxFuture, Log, Registry, apply_record};
 use crate::state::State;
 
@@ -22,7 +24,10 @@ pub struct RegistryConfig {
     pub kafka: ClientConfig,
     /// Confluent's `kafkastore.topic`, `_schemas`.
     pub topic: String,
+    /// Confluent's `dek.registry.topic`, `_dek_registry_keys`.
+    pub dek_topic: String,
     pub limits: Limits,
+    pub dek_limits: DekLimits,
     /// How long opening (creating the topic, reading it to its end) may take.
     pub open_timeout: Duration,
     /// `HOST:PORT` other instances reach this one on (the listen address by default;
@@ -40,7 +45,9 @@ impl RegistryConfig {
             listen,
             kafka,
             topic: "_schemas".to_owned(),
+            dek_topic: "_dek_registry_keys".to_owned(),
             limits: Limits::default(),
+            dek_limits: DekLimits::default(),
             open_timeout: Duration::from_secs(60),
             advertised: None,
             leader_eligible: true,
@@ -112,6 +119,31 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
         cfg.limits.clone(),
         cluster_id,
     ));
+    let dek_state = Arc::new(RwLock::new(DekState::new()));
+    let dek_feed = dek_state.clone();
+    let dek_apply = Box::new(move |r: LogRecord| {
+        crate::dek::apply_record(&dek_feed, r.offset, r.key.as_deref(), r.value.as_deref());
+    });
+    let dek_log = TopicLog::open(
+        &cfg.kafka,
+        &cfg.dek_topic,
+        &[("cleanup.policy", "compact")],
+        dek_apply,
+        cfg.open_timeout,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the DEK registry's topic {} at {}",
+            cfg.dek_topic, cfg.kafka.bootstrap
+        )
+    })?;
+    let dek = Arc::new(DekRegistry::new(
+        dek_state,
+        Box::new(KafkaLog(dek_log)),
+        cfg.dek_limits.clone(),
+        cfg.limits.request_bytes_max,
+    ));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--registry-listen)", cfg.listen))?;
@@ -123,10 +155,9 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
         cfg.leader_wait,
         cfg.limits.request_bytes_max,
     );
-    let app = crate::api::router(registry.clone()).layer(axum::middleware::from_fn_with_state(
-        leadership.clone(),
-        crate::leader::route_writes,
-    ));
+    let app = crate::api::router(registry.clone(), dek).layer(
+        axum::middleware::from_fn_with_state(leadership.clone(), crate::leader::route_writes),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
