@@ -44,8 +44,15 @@ suite_command() {
     kafkajs) dir=interop/node; cmd=(node --test --test-reporter=spec kafkajs.test.js) ;;
     groups) dir=.; cmd=(env MEDULLA_BIN="${MEDULLA_BIN:-$root/target/release/medulla}" "$python" -m pytest interop/groups) ;;
     txn) dir=.; cmd=(env MEDULLA_BIN="${MEDULLA_BIN:-$root/target/release/medulla}" "$python" -m pytest interop/txn) ;;
-    # test_schema_*.py and test_field_*.py (field-level encryption), whichever exist.
-    schema-registry) dir=interop/python; cmd=(bash -c 'shopt -s nullglob; exec "$0" -m pytest test_schema_*.py test_field_*.py' "$python") ;;
+    schema-registry)
+        # test_schema_*.py and test_field_*.py (field-level encryption), whichever exist.
+        local files=() f
+        for f in interop/python/test_schema_*.py interop/python/test_field_*.py; do
+            [[ -e "$f" ]] && files+=("${f##*/}")
+        done
+        dir=interop/python
+        cmd=("$python" -m pytest "${files[@]}")
+        ;;
     schema-registry-js) dir=interop/node; cmd=(node --test --test-reporter=spec schema-registry.test.js) ;;
     *)
         echo "unknown suite '$1' (known: ${ALL_SUITES[*]})" >&2

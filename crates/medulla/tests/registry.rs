@@ -540,6 +540,7 @@ async fn protobuf_descriptors_in_and_out() {
     let proto = |subject: &str, schema: &str, refs: Value| {
         let body = json!({"schemaType": "PROTOBUF", "schema": schema, "references": refs});
         let path = format!("/subjects/{subject}/versions");
+        let api = &api;
         async move { api.post(&path, body).await }
     };
     let address = "syntax = \"proto3\";\npackage common;\nmessage Address { string city = 1; }";
