@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::records::ConfigValue;
 use crate::registry::{self, Registry, SchemaRequest, VersionSpec};
 use crate::schema::SchemaType;
+use crate::state::StoredSchema;
 
 /// Confluent's response content type.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -207,6 +208,18 @@ fn schema_id(s: &str) -> ApiResult<i32> {
     s.parse::<i32>().map_err(|_| ApiError::schema_not_found())
 }
 
+/// `?format=`: replaces the answer's `schema` with the stored schema in that format
+/// (Protobuf's `serialized`, which confluent-kafka-python's deserializers ask for).
+fn with_format(reg: &Registry, q: &Query, s: &StoredSchema, mut v: Value) -> ApiResult<Value> {
+    if let Some(format) = q.get("format")
+        && let Some(text) = reg.formatted(s, format)?
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert("schema".into(), text.into());
+    }
+    Ok(v)
+}
+
 fn respond(r: ApiResult<Value>) -> Response {
     match r {
         Ok(v) => ok(v),
@@ -248,6 +261,7 @@ async fn register(
     let q = Query::new(q);
     let run = async {
         let req: SchemaRequest = body(&headers, bytes, reg.limits.request_bytes_max)?;
+        let sent = req.schema.clone();
         let r = reg.register(&subject, req, q.flag("normalize")).await?;
         let mut v = r.to_json();
         // Confluent answers `{"id": …}`; newer clients read the rest when present.
@@ -256,6 +270,13 @@ async fn register(
             let mut out = Map::new();
             out.insert("id".into(), id);
             out.extend(std::mem::take(m));
+            // The schema as the client sent it, not as stored: confluent-kafka-python
+            // caches this answer's `schema` as the id's schema in every format, and its
+            // Protobuf deserializer then reads it as the base64 descriptor it sent
+            // (the stored `.proto` text printed from it is not base64).
+            if let Some(text) = sent {
+                out.insert("schema".into(), text.into());
+            }
             v = Value::Object(out);
         }
         Ok(v)
@@ -273,9 +294,8 @@ async fn lookup(
     let q = Query::new(q);
     let run = || {
         let req: SchemaRequest = body(&headers, bytes, reg.limits.request_bytes_max)?;
-        Ok(reg
-            .lookup(&subject, &req, q.flag("normalize"), q.flag("deleted"))?
-            .to_json())
+        let r = reg.lookup(&subject, &req, q.flag("normalize"), q.flag("deleted"))?;
+        with_format(&reg, &q, &r.schema, r.to_json())
     };
     respond(run())
 }
@@ -289,7 +309,7 @@ async fn get_version(
     respond(
         version(&v)
             .and_then(|v| reg.get_version(&subject, v, q.flag("deleted")))
-            .map(|r| r.to_json()),
+            .and_then(|r| with_format(&reg, &q, &r.schema, r.to_json())),
     )
 }
 
@@ -368,7 +388,7 @@ async fn latest_with_metadata(
     let wanted: Vec<(String, String)> = keys.into_iter().zip(values).collect();
     respond(
         reg.latest_with_metadata(&subject, &wanted, q.flag("deleted"))
-            .map(|r| r.to_json()),
+            .and_then(|r| with_format(&reg, &q, &r.schema, r.to_json())),
     )
 }
 
@@ -409,7 +429,7 @@ async fn schema_by_id(State(reg): Reg, Path(id): Path<String>, RawQuery(q): RawQ
         if q.flag("fetchMaxId") {
             m.insert("maxId".into(), reg.max_id().into());
         }
-        Ok(Value::Object(m))
+        with_format(&reg, &q, &s, Value::Object(m))
     };
     respond(run())
 }

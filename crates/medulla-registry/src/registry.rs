@@ -113,6 +113,34 @@ pub fn schema_fields(m: &mut Map<String, Value>, s: &StoredSchema) {
     m.insert("schema".into(), s.schema.clone().into());
 }
 
+/// A `metadata` / `ruleSet` as stored: members that are null, `[]` or `{}` left out, as
+/// Confluent's entities read them (its `Metadata` and `RuleSet` make absent members
+/// empty). Clients send either: confluent-kafka-python sends `"sensitive": []` in
+/// metadata it read back without one, and must still find the schema.
+fn compact(v: Option<Value>) -> Option<Value> {
+    match v {
+        Some(Value::Object(m)) => Some(Value::Object(
+            m.into_iter().filter(|(_, v)| !empty_value(v)).collect(),
+        )),
+        Some(Value::Null) | None => None,
+        other => other,
+    }
+}
+
+/// None, null, `[]` or `{}`.
+fn is_empty(v: &Option<Value>) -> bool {
+    v.as_ref().is_none_or(empty_value)
+}
+
+fn empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
 /// How broker-side validation derives a subject (Confluent's subject name strategies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubjectStrategy {
@@ -417,6 +445,16 @@ impl Registry {
         Ok(st.holders_of(id, deleted))
     }
 
+    /// `s` in a `?format=` (see [`ParsedSchema::formatted`]); `None` when the format
+    /// does not apply to its type and the stored text is the answer.
+    pub fn formatted(&self, s: &StoredSchema, format: &str) -> ApiResult<Option<String>> {
+        if format.is_empty() || s.schema_type != SchemaType::Protobuf {
+            return Ok(None);
+        }
+        let st = self.state();
+        Ok(Self::parse_stored(&st, s, &self.limits)?.formatted(format))
+    }
+
     pub fn max_id(&self) -> i32 {
         self.state().max_id()
     }
@@ -612,8 +650,8 @@ impl Registry {
             schema_type: ty,
             schema,
             references: resolved,
-            metadata: req.metadata.clone().filter(|v| !v.is_null()),
-            rule_set: req.rule_set.clone().filter(|v| !v.is_null()),
+            metadata: compact(req.metadata.clone()),
+            rule_set: compact(req.rule_set.clone()),
         };
         Ok((parsed, stored))
     }
@@ -773,8 +811,8 @@ impl Registry {
                 s.schema_type == c.schema_type
                     && s.schema == c.schema
                     && s.references == c.references
-                    && (c.metadata.is_none() || s.metadata == c.metadata)
-                    && (c.rule_set.is_none() || s.rule_set == c.rule_set)
+                    && (is_empty(&c.metadata) || s.metadata == c.metadata)
+                    && (is_empty(&c.rule_set) || s.rule_set == c.rule_set)
             };
             if same(&stored) || same(&stored_raw) {
                 return Self::registered(&st, subject, *n, *v);
@@ -1161,5 +1199,22 @@ mod tests {
         for bad in ["0", "-2", "x", "99999999999"] {
             assert_eq!(VersionSpec::parse(bad).unwrap_err().code, 42202, "{bad}");
         }
+    }
+
+    #[test]
+    fn empty_contract_members_are_left_out() {
+        let python = serde_json::json!({"properties": {"a": "1"}, "sensitive": [], "tags": {}});
+        let compacted = compact(Some(python));
+        assert_eq!(
+            compacted,
+            Some(serde_json::json!({"properties": {"a": "1"}}))
+        );
+        assert_eq!(compact(Some(Value::Null)), None);
+        assert_eq!(
+            compact(Some(serde_json::json!({"sensitive": []}))),
+            Some(serde_json::json!({}))
+        );
+        assert!(is_empty(&Some(serde_json::json!({}))) && is_empty(&None));
+        assert!(!is_empty(&compacted));
     }
 }

@@ -645,3 +645,122 @@ async fn medulla_schema_register_get_list_check() {
     let (ok, _, err) = run(&["get", "nobody"]);
     assert!(!ok && err.contains("40401"), "{err}");
 }
+
+/// Protobuf schemas as confluent-kafka-python sends and reads them: a base64
+/// `FileDescriptorProto` registers (stored as `.proto` text printed from it), and
+/// `?format=serialized` answers any Protobuf schema as one, on every endpoint that
+/// answers a schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_descriptors_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = start(dir.path());
+    let api = Api::new(&m);
+    let proto = |subject: &str, schema: &str, refs: Value| {
+        let body = json!({"schemaType": "PROTOBUF", "schema": schema, "references": refs});
+        let path = format!("/subjects/{subject}/versions");
+        let api = &api;
+        async move { api.post(&path, body).await }
+    };
+    let address = "syntax = \"proto3\";\npackage common;\nmessage Address { string city = 1; }";
+    let (s, v) = proto("addr", address, json!([])).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let refs = json!([{"name": "common/address.proto", "subject": "addr", "version": 1}]);
+    let person = "syntax = \"proto3\";\npackage app;\nimport \"common/address.proto\";\nimport \"google/protobuf/timestamp.proto\";\n\n// Someone.\nmessage Person {\n  common.Address home = 1;\n  google.protobuf.Timestamp born = 2;\n}";
+    let (s, v) = proto("people-value", person, refs.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id_text = v["id"].as_i64().unwrap();
+
+    // Out: the stored text by default, a base64 descriptor with format=serialized.
+    let (s, plain) = api.get(&format!("/schemas/ids/{id_text}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(plain["schema"], json!(person));
+    let (s, ser) = api
+        .get(&format!("/schemas/ids/{id_text}?format=serialized"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ser}");
+    let b64 = ser["schema"].as_str().unwrap().to_owned();
+    assert!(
+        !b64.is_empty()
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "{b64}"
+    );
+    assert_eq!(ser["schemaType"], json!("PROTOBUF"));
+    assert_eq!(ser["references"], refs);
+    for path in [
+        "/subjects/people-value/versions/1?format=serialized",
+        "/subjects/people-value/versions/latest?format=serialized",
+    ] {
+        let (s, v) = api.get(path).await;
+        assert_eq!((s, &v["schema"]), (StatusCode::OK, &json!(b64)), "{path}");
+    }
+    let (_, dep) = api
+        .get("/subjects/addr/versions/1?deleted=true&format=serialized")
+        .await;
+    assert!(!dep["schema"].as_str().unwrap().contains("syntax"), "{dep}");
+
+    // In: the descriptor registers (its import resolved by the reference, the
+    // well-known type built in); the registry keeps .proto text printed from it.
+    let (s, v) = proto("people2-value", &b64, refs.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id_desc = v["id"].as_i64().unwrap();
+    // The answer carries the schema as sent: Python caches it as the id's schema and
+    // its Protobuf deserializer decodes it as base64.
+    assert_eq!(v["schema"], json!(b64), "{v}");
+    let (_, stored) = api.get(&format!("/schemas/ids/{id_desc}")).await;
+    let text = stored["schema"].as_str().unwrap();
+    assert!(
+        text.contains("message Person") && text.contains("import \"common/address.proto\";"),
+        "{text}"
+    );
+    let (s, again) = proto("people2-value", &b64, refs.clone()).await;
+    assert_eq!((s, again["id"].as_i64()), (StatusCode::OK, Some(id_desc)));
+    let (s, found) = api
+        .post(
+            "/subjects/people2-value?normalize=False&deleted=True",
+            json!({"schemaType": "PROTOBUF", "schema": b64, "references": refs}),
+        )
+        .await;
+    assert_eq!(
+        (s, found["id"].as_i64()),
+        (StatusCode::OK, Some(id_desc)),
+        "{found}"
+    );
+    // The printed text is the same schema: compatible both ways with the original.
+    let (s, c) = api
+        .post(
+            "/compatibility/subjects/people-value/versions/latest",
+            json!({"schemaType": "PROTOBUF", "schema": text, "references": refs}),
+        )
+        .await;
+    assert_eq!(
+        (s, &c["is_compatible"]),
+        (StatusCode::OK, &json!(true)),
+        "{c}"
+    );
+
+    // A descriptor without its import's reference, and base64 that is no descriptor.
+    let (s, v) = proto("people3-value", &b64, json!([])).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(error_code(&v), 42201);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("common/address.proto"),
+        "{v}"
+    );
+    let (s, v) = proto("people3-value", "AAAAAAAA", json!([])).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42201)
+    );
+
+    // Other types have no serialized format: the stored text.
+    let id = api.register("labs-value", v1()).await;
+    let (_, v) = api
+        .get(&format!("/schemas/ids/{id}?format=serialized"))
+        .await;
+    assert_eq!(v["schema"], json!(v1().to_string()));
+}

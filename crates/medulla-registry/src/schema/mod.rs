@@ -124,6 +124,16 @@ impl ParsedSchema {
         }
     }
 
+    /// The schema in a `?format=` of Confluent's: `serialized` is a Protobuf schema as a
+    /// base64 `FileDescriptorProto`. `None` for formats this schema type does not have
+    /// (the caller answers the stored text, as for no format).
+    pub fn formatted(&self, format: &str) -> Option<String> {
+        match (self, format) {
+            (ParsedSchema::Protobuf(s), "serialized") => Some(s.serialized()),
+            _ => None,
+        }
+    }
+
     /// The record name that `RecordNameStrategy` derives a subject from: the Avro
     /// record's full name, the first Protobuf message's full name, the JSON Schema's
     /// `title`. `None` when the schema has none.

@@ -2,6 +2,11 @@
 //! importable files named by their import path; Google's well-known types are built
 //! in), a normalized re-print from the descriptors, and Confluent's compatibility
 //! rules (`io.confluent.kafka.schemaregistry.protobuf.diff`), in [`diff`].
+//!
+//! As Confluent does, a schema may also come as a base64 `FileDescriptorProto` (what
+//! confluent-kafka-python's serializer sends); it is stored as `.proto` text printed
+//! from the descriptor. [`ProtobufSchema::serialized`] is the way back out
+//! (`?format=serialized`, which Python's deserializers ask for).
 
 mod diff;
 mod print;
@@ -9,7 +14,11 @@ mod print;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use prost_reflect::FileDescriptor;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use prost_reflect::prost::Message;
+use prost_reflect::prost_types::FileDescriptorProto;
+use prost_reflect::{DescriptorPool, FileDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use super::{Dependency, SchemaError};
@@ -44,6 +53,28 @@ impl FileResolver for MemoryResolver {
     }
 }
 
+/// Compiles `open` (and what they import) from `files` and Google's well-known types.
+fn compile(files: HashMap<String, String>, open: &[&str]) -> Result<DescriptorPool, SchemaError> {
+    let compiled = catch_unwind(AssertUnwindSafe(|| {
+        let mut chain = ChainFileResolver::new();
+        chain.add(MemoryResolver { files });
+        chain.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(chain);
+        compiler.include_imports(true);
+        for name in open {
+            compiler.open_file(name)?;
+        }
+        Ok::<_, protox::Error>(compiler.descriptor_pool())
+    }));
+    match compiled {
+        Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(e)) => Err(SchemaError::new(format!("Invalid Protobuf schema: {e}"))),
+        Err(_) => Err(SchemaError::new(
+            "Invalid Protobuf schema: the compiler failed on it",
+        )),
+    }
+}
+
 impl ProtobufSchema {
     pub fn parse(text: &str, deps: &[Dependency]) -> Result<ProtobufSchema, SchemaError> {
         if text.len() > PROTO_TEXT_BYTES_MAX
@@ -65,34 +96,57 @@ impl ProtobufSchema {
         let mut files = dep_files.clone();
         files.insert(root_name.clone(), text.to_string());
 
-        let compiled = catch_unwind(AssertUnwindSafe(|| {
-            let mut chain = ChainFileResolver::new();
-            chain.add(MemoryResolver { files });
-            chain.add(GoogleFileResolver::new());
-            let mut compiler = protox::Compiler::with_file_resolver(chain);
-            compiler.include_imports(true);
-            compiler.open_file(&root_name)?;
-            Ok::<_, protox::Error>(compiler.descriptor_pool())
-        }));
-        let pool = match compiled {
-            Ok(Ok(pool)) => pool,
-            Ok(Err(e)) => return Err(SchemaError::new(format!("Invalid Protobuf schema: {e}"))),
-            Err(_) => {
-                return Err(SchemaError::new(
-                    "Invalid Protobuf schema: the compiler failed on it",
-                ));
-            }
+        let (pool, from_descriptor) = match compile(files, &[root_name.as_str()]) {
+            Ok(pool) => (pool, false),
+            // Not `.proto` text: maybe a base64 descriptor (Confluent tries both).
+            Err(e) => match Self::descriptor(text, &dep_files, &root_name) {
+                Some(Ok(pool)) => (pool, true),
+                Some(Err(de)) => return Err(de),
+                None => return Err(e),
+            },
         };
         let file = pool.get_file_by_name(&root_name).ok_or_else(|| {
             SchemaError::new("Invalid Protobuf schema: the compiled file is missing")
         })?;
         let normalized = print::normalized(&file);
+        // A descriptor is kept as the text printed from it, as Confluent keeps it.
+        let text = if from_descriptor {
+            normalized.trim().to_string()
+        } else {
+            text.trim().to_string()
+        };
         Ok(ProtobufSchema {
-            text: text.trim().to_string(),
+            text,
             file,
             deps: dep_files,
             normalized,
         })
+    }
+
+    /// The pool holding `text` read as a base64 `FileDescriptorProto` (renamed
+    /// `root_name`) and its imports; `None` when `text` is not base64 of one.
+    fn descriptor(
+        text: &str,
+        dep_files: &HashMap<String, String>,
+        root_name: &str,
+    ) -> Option<Result<DescriptorPool, SchemaError>> {
+        let bytes = BASE64.decode(text.trim()).ok()?;
+        let mut proto = FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+        proto.name = Some(root_name.to_string());
+        let imports: Vec<&str> = proto.dependency.iter().map(String::as_str).collect();
+        let built = compile(dep_files.clone(), &imports).and_then(|mut pool| {
+            catch_unwind(AssertUnwindSafe(|| pool.add_file_descriptor_proto(proto)))
+                .map_err(|_| SchemaError::new("Invalid Protobuf descriptor: building it failed"))?
+                .map_err(|e| SchemaError::new(format!("Invalid Protobuf descriptor: {e}")))?;
+            Ok(pool)
+        });
+        Some(built)
+    }
+
+    /// The root file as a base64 `FileDescriptorProto`: Confluent's
+    /// `?format=serialized`. Its imports are named by their import paths.
+    pub fn serialized(&self) -> String {
+        BASE64.encode(self.file.encode_to_vec())
     }
 
     /// The `.proto` text as given, trimmed. (Confluent re-prints the text from its
@@ -150,6 +204,56 @@ mod tests {
             .map(|e| e.0)
             .unwrap_or_default();
         assert!(err.contains("common/address.proto"), "{err}");
+    }
+
+    #[test]
+    fn a_base64_descriptor_is_a_schema_and_serialized_gives_it_back() {
+        let dep = Dependency {
+            name: "common/address.proto".into(),
+            schema: "syntax = \"proto3\";\npackage common;\nmessage Address { string city = 1; }\n"
+                .into(),
+        };
+        let text = "syntax = \"proto3\";\npackage app;\nimport \"common/address.proto\";\nimport \"google/protobuf/timestamp.proto\";\n// c\nmessage Person { common.Address home = 1; google.protobuf.Timestamp at = 2; }\n";
+        let deps = std::slice::from_ref(&dep);
+        let from_text = match ProtobufSchema::parse(text, deps) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let b64 = from_text.serialized();
+        let from_descriptor = match ProtobufSchema::parse(&b64, deps) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        // Stored as .proto text printed from the descriptor; the same schema either way.
+        assert_eq!(from_descriptor.canonical(), from_text.normalized().trim());
+        assert_eq!(from_descriptor.normalized(), from_text.normalized());
+        assert_eq!(from_descriptor.record_name().as_deref(), Some("app.Person"));
+        assert!(ProtobufSchema::read_compatibility(&from_descriptor, &from_text).is_empty());
+        // The printed text parses back to the same schema.
+        let reparsed = match ProtobufSchema::parse(&from_descriptor.canonical(), deps) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(reparsed.normalized(), from_text.normalized());
+        // The serialized file names its imports by import path.
+        let proto =
+            match FileDescriptorProto::decode(BASE64.decode(&b64).unwrap_or_default().as_slice()) {
+                Ok(p) => p,
+                Err(e) => panic!("{e}"),
+            };
+        assert_eq!(
+            proto.dependency,
+            ["common/address.proto", "google/protobuf/timestamp.proto"]
+        );
+        // A descriptor whose import is not among the references is an error naming it;
+        // base64 of anything else is still a syntax error.
+        let err = ProtobufSchema::parse(&b64, &[])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(err.contains("common/address.proto"), "{err}");
+        assert!(ProtobufSchema::parse(&BASE64.encode("\u{1}\u{2}garbage"), &[]).is_err());
+        assert!(ProtobufSchema::parse("AAAA", &[]).is_err());
     }
 
     #[test]
