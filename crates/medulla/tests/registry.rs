@@ -764,3 +764,111 @@ async fn protobuf_descriptors_in_and_out() {
         .await;
     assert_eq!(v["schema"], json!(v1().to_string()));
 }
+
+/// IMPORT mode keeps the ids and versions it is given (migrating from another
+/// registry), only on an empty registry unless forced; configs carry data-contract
+/// defaults and overrides into what is registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_mode_and_data_contract_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = start(dir.path());
+    let api = Api::new(&m);
+
+    assert_eq!(
+        api.put("/mode", json!({"mode": "IMPORT"})).await.1,
+        json!({"mode": "IMPORT"})
+    );
+    let (s, v) = api
+        .post(
+            "/subjects/imported-value/versions",
+            json!({"schema": "\"string\"", "id": 100, "version": 7}),
+        )
+        .await;
+    assert_eq!((s, v["id"].clone()), (StatusCode::OK, json!(100)), "{v}");
+    let (s, v) = api
+        .post(
+            "/subjects/imported-value/versions",
+            json!({"schema": "\"int\""}),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42205),
+        "IMPORT needs an id: {v}"
+    );
+    let (s, v) = api
+        .post(
+            "/subjects/other-value/versions",
+            json!({"schema": "\"long\"", "id": 100}),
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42207),
+        "id 100 is another schema: {v}"
+    );
+    assert_eq!(
+        api.get("/subjects/imported-value/versions").await.1,
+        json!([7])
+    );
+    assert_eq!(
+        api.put("/mode", json!({"mode": "READWRITE"})).await.1,
+        json!({"mode": "READWRITE"})
+    );
+    let (s, v) = api.put("/mode", json!({"mode": "IMPORT"})).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, 42205),
+        "not empty: {v}"
+    );
+    assert_eq!(
+        api.put("/mode?force=true", json!({"mode": "IMPORT"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    api.put("/mode", json!({"mode": "READWRITE"})).await;
+    let next = api.register("imported-value", json!("bytes")).await;
+    assert_eq!(next, 101, "ids continue above the imported ones");
+    assert_eq!(
+        api.get("/subjects/imported-value/versions").await.1,
+        json!([7, 8])
+    );
+
+    // Data contracts: the config's default metadata and override rule set.
+    let (s, v) = api
+        .put(
+            "/config/phi-value",
+            json!({
+                "defaultMetadata": {"properties": {"owner": "lab"}},
+                "overrideRuleSet": {"domainRules": [{"name": "encrypt-phi", "kind": "TRANSFORM",
+                    "mode": "WRITEREAD", "type": "ENCRYPT", "tags": ["PHI"],
+                    "params": {"encrypt.kek.name": "k1"}}]}
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let schema = record(json!([{"name": "mrn", "type": "string", "confluent:tags": ["PHI"]}]));
+    api.register("phi-value", schema).await;
+    let (_, latest) = api.get("/subjects/phi-value/versions/latest").await;
+    assert_eq!(
+        latest["metadata"]["properties"]["owner"],
+        json!("lab"),
+        "{latest}"
+    );
+    assert_eq!(
+        latest["ruleSet"]["domainRules"][0]["type"],
+        json!("ENCRYPT"),
+        "{latest}"
+    );
+    let stored: Value = serde_json::from_str(latest["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        stored["fields"][0]["confluent:tags"],
+        json!(["PHI"]),
+        "field tags are kept"
+    );
+    let (s, found) = api
+        .get("/subjects/phi-value/metadata?key=owner&value=lab")
+        .await;
+    assert_eq!((s, found["version"].clone()), (StatusCode::OK, json!(1)));
+}
