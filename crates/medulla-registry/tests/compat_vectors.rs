@@ -1,7 +1,7 @@
 //! Compatibility verdicts shared with the other registries (from Karapace's tests,
 //! checked against Confluent's behaviour): every case of
-//! `shared/data/schema-compat/{avro,protobuf}.jsonl` must agree with our checker,
-//! or be listed in the format's exceptions table with the reason.
+//! `tests/data/schema-compat/{avro,protobuf}.jsonl` (a copy of the shared data) must
+//! agree with our checker, or be listed in the format's exceptions table with the reason.
 
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ struct Case {
 
 fn load(file: &str, text_of: fn(&Value) -> String) -> Vec<Case> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/schema-compat")
+        .join("tests/data/schema-compat")
         .join(file);
     let data = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

@@ -1,5 +1,5 @@
 //! Data-driven JSON Schema compatibility: every case of
-//! `shared/data/schema-compat/jsonschema.jsonl` (Karapace's test suite: a reader, a
+//! `tests/data/schema-compat/jsonschema.jsonl` (Karapace's test suite: a reader, a
 //! writer and the BACKWARD verdict) must agree with `JsonSchema::read_compatibility`,
 //! except the cases listed in [`EXCEPTIONS`], where Confluent decides otherwise and
 //! Confluent wins.
@@ -97,8 +97,7 @@ fn matches(pattern: &str, text: &str) -> bool {
 }
 
 fn data_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/schema-compat/jsonschema.jsonl")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/schema-compat/jsonschema.jsonl")
 }
 
 fn parse(what: &str, value: &Value) -> Result<JsonSchema, String> {
