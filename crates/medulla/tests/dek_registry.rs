@@ -7,57 +7,9 @@
 mod common;
 
 use common::Medulla;
-use reqwest::{Client, StatusCode};
+use common::registry::Api;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const CT: &str = "application/vnd.schemaregistry.v1+json";
-
-struct Api {
-    base: String,
-    http: Client,
-}
-
-impl Api {
-    fn new(m: &Medulla) -> Api {
-        Api {
-            base: m.registry.clone().expect("registry running"),
-            http: Client::new(),
-        }
-    }
-
-    async fn send_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            req = req.header("Content-Type", CT).body(b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send_raw(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let b = serde_json::to_vec(&body).unwrap();
-        self.send_raw(reqwest::Method::POST, path, Some(b)).await
-    }
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let b = serde_json::to_vec(&body).unwrap();
-        self.send_raw(reqwest::Method::PUT, path, Some(b)).await
-    }
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send_raw(reqwest::Method::DELETE, path, None).await
-    }
-}
 
 /// The error code of an error answer, checking its status.
 fn code(answer: (StatusCode, Value), status: StatusCode) -> i64 {

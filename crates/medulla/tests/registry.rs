@@ -6,68 +6,9 @@
 mod common;
 
 use common::Medulla;
+use common::registry::{Api, CT, error_code};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-const CT: &str = "application/vnd.schemaregistry.v1+json";
-
-struct Api {
-    base: String,
-    http: Client,
-}
-
-impl Api {
-    fn new(m: &Medulla) -> Api {
-        Api {
-            base: m.registry.clone().expect("registry running"),
-            http: Client::new(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", CT)
-                .body(serde_json::to_vec(b).unwrap());
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, Some(&body)).await
-    }
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::PUT, path, Some(&body)).await
-    }
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::DELETE, path, None).await
-    }
-    /// Registers and expects success; returns the id.
-    async fn register(&self, subject: &str, schema: Value) -> i64 {
-        let (s, v) = self
-            .post(
-                &format!("/subjects/{subject}/versions"),
-                json!({"schema": schema.to_string()}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["id"].as_i64().expect("id")
-    }
-}
 
 fn record(fields: Value) -> Value {
     json!({"type": "record", "name": "LabResult", "namespace": "org.example", "fields": fields})
@@ -83,13 +24,6 @@ fn v2() -> Value {
         {"name": "value", "type": "double"},
         {"name": "unit", "type": "string", "default": "mg/dL"}
     ]))
-}
-
-fn error_code(v: &Value) -> i64 {
-    assert!(v["message"].is_string(), "an error body has a message: {v}");
-    v["error_code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no error_code in {v}"))
 }
 
 /// A broker with the registry. The group coordinator's initial rebalance delay (3 s,

@@ -2,6 +2,8 @@
 //! port, wait for it with a deadline, stop it by signal.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
