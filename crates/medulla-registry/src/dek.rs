@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 
 use crate::error::{ApiError, ApiResult};
 use crate::limits::DekLimits;
-use crate::registry::Log;
+use crate::logged::{Log, Logged};
 
 pub use api::router;
 use records::{Algorithm, Dek, DekId, Kek, KeyId, Record};
@@ -262,9 +262,7 @@ pub struct CreateDek {
 /// The DEK Registry of one instance: state fed by `_dek_registry_keys`, writes through
 /// the log.
 pub struct DekRegistry {
-    state: Arc<RwLock<DekState>>,
-    log: Box<dyn Log>,
-    writes: tokio::sync::Mutex<()>,
+    logged: Logged<DekState>,
     pub limits: DekLimits,
     /// The schema registry's `registry.request.max.bytes` (for the 413 message; the
     /// router's body limit enforces it).
@@ -300,9 +298,7 @@ impl DekRegistry {
         request_bytes_max: usize,
     ) -> DekRegistry {
         DekRegistry {
-            state,
-            log,
-            writes: tokio::sync::Mutex::new(()),
+            logged: Logged::new(state, log),
             limits,
             request_bytes_max,
         }
@@ -313,7 +309,7 @@ impl DekRegistry {
     }
 
     fn state(&self) -> std::sync::RwLockReadGuard<'_, DekState> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.logged.read()
     }
 
     /// Runs one write: catch up, compute the records from the state, append them in
@@ -322,19 +318,16 @@ impl DekRegistry {
         &self,
         plan: impl FnOnce(&DekState) -> ApiResult<(Vec<Record>, T)>,
     ) -> ApiResult<T> {
-        let _one_at_a_time = self.writes.lock().await;
-        self.log.sync().await.map_err(ApiError::store)?;
-        let (records, answer) = {
-            let st = self.state();
-            plan(&st)?
-        };
-        for r in records {
-            self.log
-                .append(r.key().to_bytes(), r.value_bytes())
-                .await
-                .map_err(ApiError::store)?;
-        }
-        Ok(answer)
+        self.logged
+            .write(|st| {
+                let (records, answer) = plan(st)?;
+                let raw = records
+                    .iter()
+                    .map(|r| (r.key().to_bytes(), r.value_bytes()))
+                    .collect();
+                Ok((raw, answer))
+            })
+            .await
     }
 
     // ---------------------------------------------------------------- checks

@@ -8,6 +8,7 @@ pub mod error;
 #[cfg(feature = "service")]
 pub mod leader;
 pub mod limits;
+pub mod logged;
 pub mod records;
 pub mod registry;
 pub mod schema;

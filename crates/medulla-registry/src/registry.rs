@@ -6,8 +6,6 @@
 //! what it wrote: a successful answer means the record is in `_schemas` and in state.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
@@ -16,21 +14,13 @@ use serde_json::{Map, Value};
 use crate::compat::{self, Level};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Limits;
+use crate::logged::Logged;
+pub use crate::logged::{BoxFuture, Log};
 use crate::records::{
     self, ConfigValue, DeleteSubjectValue, IdWatermarkValue, Key, ModeValue, Reference, SchemaValue,
 };
 use crate::schema::{Dependency, ParsedSchema, SchemaType};
 use crate::state::{State, StoredSchema, Version};
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The replicated log the registry keeps its records in (`_schemas`): appends return
-/// once the record is applied to this instance's state; `sync` catches up with records
-/// others wrote.
-pub trait Log: Send + Sync + 'static {
-    fn append(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> BoxFuture<'_, Result<i64, String>>;
-    fn sync(&self) -> BoxFuture<'_, Result<(), String>>;
-}
 
 /// The modes of `/mode`.
 pub const MODES: [&str; 4] = ["READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT"];
@@ -156,9 +146,7 @@ pub struct Registry {
     /// Record names by schema id, for the record-name strategies (parsing per record
     /// would be far too slow for the produce path).
     record_names: std::sync::Mutex<std::collections::HashMap<i32, Option<String>>>,
-    state: Arc<RwLock<State>>,
-    log: Box<dyn Log>,
-    writes: tokio::sync::Mutex<()>,
+    logged: Logged<State>,
     pub limits: Limits,
     cluster_id: String,
 }
@@ -210,9 +198,7 @@ impl Registry {
     ) -> Registry {
         Registry {
             record_names: Default::default(),
-            state,
-            log,
-            writes: tokio::sync::Mutex::new(()),
+            logged: Logged::new(state, log),
             limits,
             cluster_id,
         }
@@ -286,9 +272,7 @@ impl Registry {
     }
 
     pub fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        // A panic while holding the lock cannot leave State half-updated in a way
-        // that matters more than stopping: keep serving what is there.
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.logged.read()
     }
 
     /// Runs one write: catch up, compute the records from the state, append them in
@@ -297,19 +281,16 @@ impl Registry {
         &self,
         plan: impl FnOnce(&State) -> ApiResult<(Vec<(Key, Option<Vec<u8>>)>, T)>,
     ) -> ApiResult<T> {
-        let _one_at_a_time = self.writes.lock().await;
-        self.log.sync().await.map_err(ApiError::store)?;
-        let (records, answer) = {
-            let st = self.state();
-            plan(&st)?
-        };
-        for (key, value) in records {
-            self.log
-                .append(key.to_bytes(), value)
-                .await
-                .map_err(ApiError::store)?;
-        }
-        Ok(answer)
+        self.logged
+            .write(|st| {
+                let (records, answer) = plan(st)?;
+                let raw = records
+                    .into_iter()
+                    .map(|(k, v)| (k.to_bytes(), v))
+                    .collect();
+                Ok((raw, answer))
+            })
+            .await
     }
 
     // ---------------------------------------------------------------- lookups
