@@ -68,6 +68,18 @@ impl Broker {
         }
     }
 
+    /// Records `event` in the audit trail (`_medulla_audit`) and returns once it is
+    /// durable. An error means it could not be recorded: the operation it describes
+    /// must then fail (answer with the error the caller maps it to), never proceed.
+    pub async fn audit(
+        &self,
+        event: medulla_auth::audit::AuditEvent,
+    ) -> Result<(), medulla_auth::audit::AuditError> {
+        // The writer lands with the audit topic; until then events go to the log.
+        tracing::info!(target: "medulla::audit", ?event, "audit");
+        Ok(())
+    }
+
     /// The group coordinator (and through it, committed offsets).
     pub fn groups(&self) -> &Arc<Coordinator> {
         &self.shared.groups

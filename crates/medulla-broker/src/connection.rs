@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 use crate::frame::{self, Chunk, Decoded};
 use crate::handlers::{self, Reply, Response, api_versions};
+use crate::session::{SecurityProtocol, Session};
 
 /// A reply slot in the write queue: ready bytes, or a task computing the reply's chunks.
 /// A Fetch reply carries the connection's fetch permit until it is written.
@@ -181,6 +182,8 @@ async fn read_requests(
     peer: SocketAddr,
 ) {
     let idle = std::time::Duration::from_millis(broker.config().connections_idle_max_ms);
+    // The only listener there is, so far, is PLAINTEXT.
+    let mut session = Session::new(peer, Arc::from("PLAINTEXT"), SecurityProtocol::Plaintext);
 
     let max_bytes = broker.config().request_bytes_max;
     let mut shutdown = broker.shutdown_signal();
@@ -219,7 +222,7 @@ async fn read_requests(
                 Ok(Decoded::Request { header, api, body }) => {
                     let version = header.request_api_version;
                     let correlation_id = header.correlation_id;
-                    match handlers::dispatch(&broker, &header, api, body, peer).await {
+                    match handlers::dispatch(&broker, &mut session, &header, api, body).await {
                         Reply::None => continue,
                         Reply::Close => {
                             tracing::info!(%peer, "closing connection after a failed acks=0 produce");

@@ -28,6 +28,7 @@ mod internal_topics;
 pub mod limits;
 pub mod schema_validation;
 pub mod server;
+pub mod session;
 pub mod txn;
 
 use std::net::SocketAddr;

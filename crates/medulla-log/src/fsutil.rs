@@ -10,13 +10,13 @@ use std::path::Path;
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// Makes the entries of a directory (created, renamed, removed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Replaces `path` with `contents` so that a crash leaves either the old or the new
 /// file, never a mix.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
@@ -55,7 +55,7 @@ pub(crate) fn holds(path: &Path, contents: &[u8]) -> bool {
 
 /// Reads a whole small file, refusing one larger than `max_bytes`. `Ok(None)` if it
 /// does not exist.
-pub(crate) fn read_small(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+pub fn read_small(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

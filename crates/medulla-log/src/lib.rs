@@ -83,7 +83,9 @@ mod cleaner;
 mod clock;
 pub mod config;
 mod error;
-mod fsutil;
+/// Crash-safe small-file helpers (atomic replace, bounded reads), also used by the
+/// security state files of `medulla-auth`.
+pub mod fsutil;
 mod index;
 pub mod limits;
 mod manager;

@@ -22,13 +22,13 @@ mod txn;
 pub mod versioning;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
 use crate::frame::FileParts;
+use crate::session::Session;
 
 /// A response still being computed.
 pub type Pending = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
@@ -69,12 +69,13 @@ pub enum Reply {
 /// Runs the first phase of `body`.
 pub async fn dispatch(
     broker: &Broker,
+    session: &mut Session,
     header: &RequestHeader,
     api: ApiKey,
     body: RequestKind,
-    peer: SocketAddr,
 ) -> Reply {
     let version = header.request_api_version;
+    let peer = session.peer;
     match body {
         RequestKind::ApiVersions(r) => {
             Reply::Now(ResponseKind::ApiVersions(api_versions::handle(&r)))
