@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use medulla_log::LogManager;
 use tokio::sync::watch;
 
+use crate::audit::AuditLog;
 use crate::config::BrokerConfig;
 use crate::dynamic::{self, DynamicConfigs, Scope};
 use crate::groups::coordinator::Coordinator;
@@ -31,6 +32,7 @@ struct Shared {
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
     txn: Arc<TxnCoordinator>,
+    audit: AuditLog,
 }
 
 impl Broker {
@@ -46,6 +48,7 @@ impl Broker {
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
+        audit: AuditLog,
     ) -> Broker {
         let request_memory = config.queued_request_bytes_max.map(|bytes| {
             Arc::new(tokio::sync::Semaphore::new(
@@ -64,6 +67,7 @@ impl Broker {
                 dynamic: Mutex::new(dynamic),
                 groups,
                 txn,
+                audit,
             }),
         }
     }
@@ -75,9 +79,8 @@ impl Broker {
         &self,
         event: medulla_auth::audit::AuditEvent,
     ) -> Result<(), medulla_auth::audit::AuditError> {
-        // The writer lands with the audit topic; until then events go to the log.
-        tracing::info!(target: "medulla::audit", ?event, "audit");
-        Ok(())
+        tracing::debug!(target: "medulla::audit", ?event, "audit");
+        self.shared.audit.record(event).await
     }
 
     /// The group coordinator (and through it, committed offsets).

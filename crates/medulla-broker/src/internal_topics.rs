@@ -41,9 +41,21 @@ pub(crate) fn encode_batch(
     timestamp_ms: i64,
     txn: Option<(i64, i16)>,
 ) -> Result<BytesMut, LogError> {
+    encode_records(
+        records.iter().map(|(k, v)| (Some(k.clone()), v.clone())),
+        timestamp_ms,
+        txn,
+    )
+}
+
+/// [`encode_batch`] for records whose keys may be null (the audit trail's).
+pub(crate) fn encode_records(
+    records: impl Iterator<Item = (Option<Bytes>, Option<Bytes>)>,
+    timestamp_ms: i64,
+    txn: Option<(i64, i16)>,
+) -> Result<BytesMut, LogError> {
     let (producer_id, producer_epoch) = txn.unwrap_or((-1, -1));
     let records: Vec<Record> = records
-        .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
             transactional: txn.is_some(),
@@ -57,8 +69,8 @@ pub(crate) fn encode_batch(
             // offset - sequence changes.
             sequence: i as i32 - 1,
             timestamp: timestamp_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
+            key,
+            value,
             headers: Default::default(),
             delete_horizon: false,
         })

@@ -15,6 +15,7 @@
 //! only through `medulla-log`.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -121,6 +122,8 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         config.txn.clone(),
         Arc::new(SystemClock),
     ));
+    // The audit trail exists before anything that could be audited happens.
+    let audit = audit::AuditLog::open(log.clone())?;
     // Transactions a crash left prepared are completed before anyone is served.
     txn.recover().await;
     let cluster_id =
@@ -159,6 +162,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         dynamic,
         coordinator.clone(),
         txn.clone(),
+        audit,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

@@ -78,3 +78,24 @@ pub const TXN_PENDING_OFFSETS_PER_GROUP_MAX: usize = 10_000;
 pub const TXN_PENDING_OFFSETS_MAX: usize = 100_000;
 
 const _: () = assert!(TXN_PENDING_OFFSETS_PER_GROUP_MAX <= TXN_PENDING_OFFSETS_MAX);
+
+/// Audit events waiting to be written. A caller that finds the queue full waits up to
+/// [`AUDIT_ENQUEUE_WAIT_MS`] for room, then its operation fails (the audit trail is never
+/// skipped).
+pub const AUDIT_QUEUE_MAX: usize = 10_000;
+
+/// How long an audited operation waits for room in the audit queue.
+pub const AUDIT_ENQUEUE_WAIT_MS: u64 = 5_000;
+
+/// How long an audited operation waits for its event to be durable before failing.
+pub const AUDIT_DURABLE_WAIT_MS: u64 = 30_000;
+
+/// Bytes of audit records written as one batch (one append, one fsync); below the audit
+/// topic's `max.message.bytes`.
+pub const AUDIT_BATCH_BYTES_MAX: usize = 512 * 1024;
+
+/// Longest text field of an audit event; longer ones are cut (marked with `…`), so one
+/// event always fits a batch.
+pub const AUDIT_FIELD_BYTES_MAX: usize = 4 * 1024;
+
+const _: () = assert!(AUDIT_FIELD_BYTES_MAX * 16 < AUDIT_BATCH_BYTES_MAX);

@@ -33,8 +33,12 @@ pub enum TopicCommand {
         #[arg(long)]
         validate_only: bool,
     },
-    /// List topics.
-    List,
+    /// List topics (internal ones too, as `kafka-topics --list` does).
+    List {
+        /// Leave out internal topics (`__consumer_offsets`, `_medulla_audit`, …).
+        #[arg(long)]
+        exclude_internal: bool,
+    },
     /// Show a topic's partitions, offsets and non-default configs.
     Describe {
         /// Topic name.
@@ -116,13 +120,14 @@ pub async fn run(bootstrap: &str, command: TopicCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TopicCommand::List => {
+        TopicCommand::List { exclude_internal } => {
             let response = client
                 .send(MetadataRequest::default().with_topics(None))
                 .await?;
             let mut names: Vec<String> = response
                 .topics
                 .iter()
+                .filter(|t| !(exclude_internal && t.is_internal))
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .collect();
             names.sort();

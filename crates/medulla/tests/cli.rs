@@ -43,6 +43,12 @@ fn topic_commands_create_list_describe_alter_delete() {
 
     let (ok, out, _) = cli(&["topic", "list", "--bootstrap", b]);
     assert!(ok);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["_medulla_audit", "admissions"]
+    );
+    let (ok, out, _) = cli(&["topic", "list", "--exclude-internal", "--bootstrap", b]);
+    assert!(ok);
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["admissions"]);
 
     let (ok, out, err) = cli(&[
@@ -78,7 +84,7 @@ fn topic_commands_create_list_describe_alter_delete() {
 
     let (ok, _, err) = cli(&["topic", "delete", "admissions", "--bootstrap", b]);
     assert!(ok, "{err}");
-    let (_, out, _) = cli(&["topic", "list", "--bootstrap", b]);
+    let (_, out, _) = cli(&["topic", "list", "--exclude-internal", "--bootstrap", b]);
     assert!(out.trim().is_empty(), "{out}");
 }
 

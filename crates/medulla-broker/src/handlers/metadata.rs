@@ -18,12 +18,14 @@ use crate::broker::Broker;
 use crate::error::kafka_code;
 use crate::handlers::blocking;
 
-/// Kafka's own internal topics (clients such as the Java admin hide them from listings);
-/// any other name, even one starting with `__`, is a user topic.
+/// Kafka's own internal topics (clients such as the Java admin hide them from listings,
+/// regex subscriptions skip them) and Medulla's audit trail; any other name, even one
+/// starting with `__`, is a user topic.
 const INTERNAL_TOPICS: &[&str] = &[
     "__consumer_offsets",
     "__transaction_state",
     "__share_group_state",
+    medulla_auth::audit::AUDIT_TOPIC,
 ];
 
 /// Kafka's "authorized operations not requested" value.
