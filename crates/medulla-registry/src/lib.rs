@@ -12,6 +12,7 @@ pub mod logged;
 pub mod records;
 pub mod registry;
 pub mod schema;
+pub mod security;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod state;

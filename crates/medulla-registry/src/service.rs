@@ -37,6 +37,9 @@ pub struct RegistryConfig {
     pub leader_eligible: bool,
     /// How long a write waits for an elected leader before 50004.
     pub leader_wait: Duration,
+    /// Authentication, authorization and audit of every request (none: open, as
+    /// Confluent's default).
+    pub security: Option<crate::security::Security>,
 }
 
 impl RegistryConfig {
@@ -52,6 +55,7 @@ impl RegistryConfig {
             advertised: None,
             leader_eligible: true,
             leader_wait: Duration::from_secs(30),
+            security: None,
         }
     }
 }
@@ -155,16 +159,26 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
         cfg.leader_wait,
         cfg.limits.request_bytes_max,
     );
-    let app = crate::api::router(registry.clone(), dek).layer(
+    let mut app = crate::api::router(registry.clone(), dek).layer(
         axum::middleware::from_fn_with_state(leadership.clone(), crate::leader::route_writes),
     );
+    // Outermost: nothing is forwarded or run before it is authenticated and allowed.
+    if let Some(security) = cfg.security.clone() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            security,
+            crate::security::guard,
+        ));
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(RunningRegistry {
         local_addr,
