@@ -31,6 +31,7 @@ struct Shared {
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
     txn: Arc<TxnCoordinator>,
+    sasl: Arc<crate::sasl_state::SaslContext>,
 }
 
 impl Broker {
@@ -46,6 +47,7 @@ impl Broker {
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
+        sasl: crate::sasl_state::SaslContext,
     ) -> Broker {
         let request_memory = config.queued_request_bytes_max.map(|bytes| {
             Arc::new(tokio::sync::Semaphore::new(
@@ -64,6 +66,7 @@ impl Broker {
                 dynamic: Mutex::new(dynamic),
                 groups,
                 txn,
+                sasl: Arc::new(sasl),
             }),
         }
     }
@@ -78,6 +81,11 @@ impl Broker {
         // The writer lands with the audit topic; until then events go to the log.
         tracing::info!(target: "medulla::audit", ?event, "audit");
         Ok(())
+    }
+
+    /// SASL mechanisms, SCRAM credentials and the failed-authentication back-off.
+    pub fn sasl(&self) -> &crate::sasl_state::SaslContext {
+        &self.shared.sasl
     }
 
     /// The group coordinator (and through it, committed offsets).
