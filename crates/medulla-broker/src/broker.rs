@@ -33,6 +33,7 @@ struct Shared {
     groups: Arc<Coordinator>,
     txn: Arc<TxnCoordinator>,
     audit: AuditLog,
+    sasl: Arc<crate::sasl_state::SaslContext>,
 }
 
 impl Broker {
@@ -49,6 +50,7 @@ impl Broker {
         groups: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
         audit: AuditLog,
+        sasl: crate::sasl_state::SaslContext,
     ) -> Broker {
         let request_memory = config.queued_request_bytes_max.map(|bytes| {
             Arc::new(tokio::sync::Semaphore::new(
@@ -68,6 +70,7 @@ impl Broker {
                 groups,
                 txn,
                 audit,
+                sasl: Arc::new(sasl),
             }),
         }
     }
@@ -81,6 +84,11 @@ impl Broker {
     ) -> Result<(), medulla_auth::audit::AuditError> {
         tracing::debug!(target: "medulla::audit", ?event, "audit");
         self.shared.audit.record(event).await
+    }
+
+    /// SASL mechanisms, SCRAM credentials and the failed-authentication back-off.
+    pub fn sasl(&self) -> &crate::sasl_state::SaslContext {
+        &self.shared.sasl
     }
 
     /// The group coordinator (and through it, committed offsets).

@@ -15,7 +15,7 @@ use medulla_log::{CleanerConfig, ConfigEntry, ConfigSource, FsyncPolicy};
 use crate::limits;
 
 /// A broker key: its name, Kafka's default (or Medulla's, documented), its Kafka type
-/// code for DescribeConfigs (1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 6 DOUBLE, 7 LIST), doc.
+/// code for DescribeConfigs (1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 6 DOUBLE, 7 LIST, 9 PASSWORD), doc.
 pub struct KeyDef {
     /// Key name.
     pub name: &'static str,
@@ -69,9 +69,9 @@ pub const BROKER_KEYS: &[KeyDef] = &[
     ),
     key(
         "listener.security.protocol.map",
-        Some("PLAINTEXT:PLAINTEXT"),
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         7,
-        "Listener name to security protocol map. Only PLAINTEXT is available in this version.",
+        "Listener name to security protocol map. PLAINTEXT and SASL_PLAINTEXT are available in this version.",
     ),
     key("log.dirs", None, 7, "The data directory (one directory)."),
     key(
@@ -449,6 +449,62 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         1,
         "Default unclean.leader.election.enable.",
     ),
+    // SASL (issue 6). Kafka's keys and defaults except sasl.enabled.mechanisms (GSSAPI in
+    // Kafka, which Medulla does not offer).
+    key(
+        "sasl.enabled.mechanisms",
+        Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+        7,
+        "SASL mechanisms served on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (GSSAPI is refused). Medulla's default is PLAIN,SCRAM-SHA-256,SCRAM-SHA-512, plus OAUTHBEARER when sasl.oauthbearer.jwks.endpoint.url is set.",
+    ),
+    key(
+        "sasl.jaas.config",
+        None,
+        9,
+        "JAAS configuration; for PLAIN, org.apache.kafka.common.security.plain.PlainLoginModule with user_NAME=\"password\" options defines static users. listener.name.<listener>.plain.sasl.jaas.config overrides it per listener.",
+    ),
+    key(
+        "connections.max.reauth.ms",
+        Some("0"),
+        5,
+        "Longest SASL session before the client must re-authenticate (KIP-368); 0: no limit beyond the credential's own expiry.",
+    ),
+    key(
+        "connection.failed.authentication.delay.ms",
+        Some("100"),
+        3,
+        "Delay before answering a failed authentication and closing the connection; Medulla doubles it per further failure from the same address, up to 5 s.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        None,
+        2,
+        "JWKS of the keys OAUTHBEARER tokens are signed with: a file:// URL (re-read when the file changes). http(s) is not supported yet.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.audience",
+        None,
+        7,
+        "Audiences an OAUTHBEARER token's aud claim must contain one of (unchecked when unset).",
+    ),
+    key(
+        "sasl.oauthbearer.expected.issuer",
+        None,
+        2,
+        "Issuer an OAUTHBEARER token's iss claim must equal (unchecked when unset).",
+    ),
+    key(
+        "sasl.oauthbearer.sub.claim.name",
+        Some("sub"),
+        2,
+        "Claim holding the principal name of an OAUTHBEARER token.",
+    ),
+    key(
+        "sasl.oauthbearer.clock.skew.seconds",
+        Some("30"),
+        3,
+        "Clock skew allowed when checking an OAUTHBEARER token's exp and nbf.",
+    ),
     key(
         "medulla.log.fsync.policy",
         Some("always"),
@@ -578,6 +634,12 @@ pub struct BrokerConfig {
     pub listener: Listener,
     /// `advertised.listeners`, if set.
     pub advertised: Option<Listener>,
+    /// The listener's security protocol, from `listener.security.protocol.map`.
+    // One listener until the multi-listener work lands; it replaces this.
+    pub listener_protocol: crate::session::SecurityProtocol,
+    /// The `sasl.*`, `connections.max.reauth.ms` and
+    /// `connection.failed.authentication.delay.ms` keys.
+    pub sasl: crate::sasl_config::SaslSettings,
     /// `log.dirs` (or `log.dir`).
     pub data_dir: PathBuf,
     /// `num.partitions`.
@@ -642,6 +704,9 @@ impl BrokerConfig {
             if BROKER_KEYS.iter().any(|d| d.name == k) {
                 continue;
             }
+            if crate::sasl_config::is_listener_jaas_key(k) {
+                continue;
+            }
             if let Some((_, why)) = IGNORED_KAFKA_KEYS.iter().find(|(name, _)| name == k) {
                 warnings.push(format!("ignoring Kafka setting {k}={v}: {why}"));
                 continue;
@@ -667,33 +732,10 @@ impl BrokerConfig {
             None => None,
         };
         let map = get("listener.security.protocol.map").unwrap_or_default();
-        for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, proto) = entry.split_once(':').ok_or_else(|| {
-                invalid(
-                    "listener.security.protocol.map",
-                    &map,
-                    "entries are NAME:PROTOCOL",
-                )
-            })?;
-            if name == listener.name && proto != "PLAINTEXT" {
-                return Err(invalid(
-                    "listener.security.protocol.map",
-                    &map,
-                    "only PLAINTEXT listeners are available in this version",
-                ));
-            }
-        }
-        if listener.name != "PLAINTEXT"
-            && !map
-                .split(',')
-                .any(|e| e.trim() == format!("{}:PLAINTEXT", listener.name))
-        {
-            return Err(invalid(
-                "listeners",
-                &listeners_value,
-                "the listener's name must map to PLAINTEXT in listener.security.protocol.map",
-            ));
-        }
+        let listener_protocol = crate::sasl_config::listener_protocol(&listener.name, &map)
+            .map_err(|reason| invalid("listener.security.protocol.map", &map, &reason))?;
+        let sasl = crate::sasl_config::SaslSettings::from_properties(props, &listener.name)
+            .map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
         let data_dir = PathBuf::from(
             props
                 .get("log.dirs")
@@ -963,6 +1005,8 @@ impl BrokerConfig {
                 node_id,
                 listener,
                 advertised,
+                listener_protocol,
+                sasl,
                 data_dir,
                 num_partitions,
                 auto_create_topics,

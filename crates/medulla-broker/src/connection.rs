@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use crate::broker::Broker;
 use crate::frame::{self, Chunk, Decoded};
 use crate::handlers::{self, Reply, Response, api_versions};
-use crate::session::{SecurityProtocol, Session};
+use crate::session::Session;
 
 /// A reply slot in the write queue: ready bytes, or a task computing the reply's chunks.
 /// A Fetch reply carries the connection's fetch permit until it is written.
@@ -182,8 +182,10 @@ async fn read_requests(
     peer: SocketAddr,
 ) {
     let idle = std::time::Duration::from_millis(broker.config().connections_idle_max_ms);
-    // The only listener there is, so far, is PLAINTEXT.
-    let mut session = Session::new(peer, Arc::from("PLAINTEXT"), SecurityProtocol::Plaintext);
+    // One listener until the multi-listener work lands: its protocol from the config.
+    let protocol = broker.config().listener_protocol;
+    let listener_name: Arc<str> = Arc::from(broker.config().listener.name.as_str());
+    let mut session = Session::new(peer, listener_name, protocol);
 
     let max_bytes = broker.config().request_bytes_max;
     let mut shutdown = broker.shutdown_signal();
@@ -222,7 +224,31 @@ async fn read_requests(
                 Ok(Decoded::Request { header, api, body }) => {
                     let version = header.request_api_version;
                     let correlation_id = header.correlation_id;
-                    match handlers::dispatch(&broker, &mut session, &header, api, body).await {
+                    // SASL listeners: nothing but authentication before it, or after the
+                    // session expired (KIP-368); Kafka closes the connection.
+                    if let Err(refusal) =
+                        handlers::sasl::gate(&session, api, std::time::Instant::now())
+                    {
+                        tracing::info!(%peer, ?api, ?refusal, "closing connection");
+                        break 'read;
+                    }
+                    let reply = handlers::dispatch(&broker, &mut session, &header, api, body).await;
+                    // A failed authentication is answered after a delay, then the
+                    // connection closes.
+                    if let Some(delay) = session.sasl.close_after.take() {
+                        if let Reply::Now(response) = reply
+                            && let Ok(b) =
+                                frame::encode_response(api, version, correlation_id, response)
+                        {
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = shutdown.changed() => break 'read,
+                            }
+                            let _ = tx.send(Slot::Ready(b)).await;
+                        }
+                        break 'read;
+                    }
+                    match reply {
                         Reply::None => continue,
                         Reply::Close => {
                             tracing::info!(%peer, "closing connection after a failed acks=0 produce");

@@ -27,6 +27,8 @@ pub mod groups;
 pub mod handlers;
 mod internal_topics;
 pub mod limits;
+pub mod sasl_config;
+pub mod sasl_state;
 pub mod schema_validation;
 pub mod server;
 pub mod session;
@@ -66,6 +68,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The SCRAM credentials or the JWKS file cannot be read, or a SASL setting is wrong.
+    #[error("SASL: {0}")]
+    Sasl(String),
     /// `meta.properties` cannot be read or written.
     #[error("cannot read or write {path}: {source}")]
     Meta {
@@ -152,6 +157,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         source,
     })?;
     let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let sasl = sasl_state::SaslContext::open(&config).map_err(StartError::Sasl)?;
     let (tx, rx) = watch::channel(false);
     let broker = Broker::new(
         config.clone(),
@@ -163,6 +169,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         coordinator.clone(),
         txn.clone(),
         audit,
+        sasl,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

@@ -2,9 +2,11 @@
 //! its authentication stands. Every handler gets it with the request.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use medulla_auth::Principal;
+use medulla_auth::sasl::SaslServer;
 
 /// Kafka's `security.protocol` of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,34 @@ pub struct Session {
     pub protocol: SecurityProtocol,
     /// Who the client is: `User:ANONYMOUS` until authenticated (and on PLAINTEXT).
     pub principal: Principal,
+    /// Where SASL authentication stands (SASL listeners only).
+    pub sasl: SaslSession,
+}
+
+/// A SASL exchange in progress. Cloning shares it (a session is cloned only to be read).
+#[derive(Clone)]
+pub struct Exchange(pub Arc<Mutex<Box<dyn SaslServer>>>);
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exchange")
+    }
+}
+
+/// One connection's SASL state (KIP-368 re-authentication included).
+#[derive(Debug, Clone, Default)]
+pub struct SaslSession {
+    /// The mechanism chosen by the last SaslHandshake.
+    pub mechanism: Option<String>,
+    /// The exchange the last SaslHandshake started, until it ends.
+    pub exchange: Option<Exchange>,
+    /// Whether the client has authenticated (at least once) on this connection.
+    pub authenticated: bool,
+    /// When the authenticated session expires (KIP-368), if it does.
+    pub expires_at: Option<Instant>,
+    /// Set when the connection must close after the current reply, this long after it
+    /// (failed authentication: `connection.failed.authentication.delay.ms`).
+    pub close_after: Option<Duration>,
 }
 
 impl Session {
@@ -76,6 +106,7 @@ impl Session {
             listener,
             protocol,
             principal: Principal::anonymous(),
+            sasl: SaslSession::default(),
         }
     }
 }

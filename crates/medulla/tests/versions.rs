@@ -488,6 +488,49 @@ async fn every_advertised_version_round_trips() {
                         })
                         .map_err(|e| e.to_string())
                 }
+                // SASL on a PLAINTEXT listener: Kafka's ILLEGAL_SASL_STATE (the SASL
+                // listener itself is tested in tests/sasl.rs).
+                ApiKey::SaslHandshake => c
+                    .send_at(
+                        kafka_protocol::messages::SaslHandshakeRequest::default()
+                            .with_mechanism(StrBytes::from_static_str("PLAIN")),
+                        v,
+                    )
+                    .await
+                    .map(|r| assert_eq!(r.error_code, 34, "SaslHandshake v{v}"))
+                    .map_err(|e| e.to_string()),
+                ApiKey::SaslAuthenticate => c
+                    .send_at(
+                        kafka_protocol::messages::SaslAuthenticateRequest::default(),
+                        v,
+                    )
+                    .await
+                    .map(|r| assert_eq!(r.error_code, 34, "SaslAuthenticate v{v}"))
+                    .map_err(|e| e.to_string()),
+                ApiKey::AlterUserScramCredentials => {
+                    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+                    let r = kafka_protocol::messages::AlterUserScramCredentialsRequest::default()
+                        .with_upsertions(vec![
+                            ScramCredentialUpsertion::default()
+                                .with_name(StrBytes::from_static_str("sweep-user"))
+                                .with_mechanism(1)
+                                .with_iterations(4096)
+                                .with_salt(bytes::Bytes::from_static(b"salt"))
+                                .with_salted_password(bytes::Bytes::from(vec![7u8; 32])),
+                        ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| assert_eq!(r.results[0].error_code, 0, "{r:?}"))
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DescribeUserScramCredentials => c
+                    .send_at(
+                        kafka_protocol::messages::DescribeUserScramCredentialsRequest::default(),
+                        v,
+                    )
+                    .await
+                    .map(|r| assert_eq!(r.error_code, 0, "{r:?}"))
+                    .map_err(|e| e.to_string()),
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),

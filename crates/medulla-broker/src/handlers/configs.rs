@@ -123,13 +123,15 @@ fn entry(
     synonyms: bool,
     documentation: bool,
 ) -> DescribeConfigsResourceResult {
+    // Kafka's PASSWORD keys (sasl.jaas.config) are sensitive: never shown.
+    let sensitive = e.config_type == 9;
     let synonyms = if synonyms {
         e.synonyms
             .into_iter()
             .map(|(name, value, source)| {
                 DescribeConfigsSynonym::default()
                     .with_name(s(name))
-                    .with_value(value.map(s))
+                    .with_value(value.filter(|_| !sensitive).map(s))
                     .with_source(source.kafka_code())
             })
             .collect()
@@ -138,10 +140,10 @@ fn entry(
     };
     DescribeConfigsResourceResult::default()
         .with_name(s(e.name))
-        .with_value(e.value.map(s))
+        .with_value(e.value.filter(|_| !sensitive).map(s))
         .with_read_only(read_only)
         .with_config_source(e.source.kafka_code())
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         .with_synonyms(synonyms)
         .with_config_type(e.config_type)
         .with_documentation(documentation.then(|| s(e.documentation)))

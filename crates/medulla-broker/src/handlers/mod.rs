@@ -17,6 +17,8 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producers;
+pub mod sasl;
+mod scram;
 mod topics;
 mod txn;
 pub mod versioning;
@@ -177,6 +179,18 @@ pub async fn dispatch(
         RequestKind::ListTransactions(r) => Reply::Now(ResponseKind::ListTransactions(
             txn::list_transactions(broker, r, version).await,
         )),
+        RequestKind::SaslHandshake(r) => Reply::Now(ResponseKind::SaslHandshake(
+            sasl::handshake(broker, session, header, r).await,
+        )),
+        RequestKind::SaslAuthenticate(r) => Reply::Now(ResponseKind::SaslAuthenticate(
+            sasl::authenticate(broker, session, header, r, version).await,
+        )),
+        RequestKind::DescribeUserScramCredentials(r) => Reply::Now(
+            ResponseKind::DescribeUserScramCredentials(scram::describe(broker, r)),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => Reply::Now(
+            ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, header, r).await),
+        ),
         other => {
             // The decoder only lets through what `api_versions::SUPPORTED` lists, and every
             // entry there has an arm above; reaching this is a bug in this file.
