@@ -82,12 +82,13 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDULLA_ADVERTISE")]
     pub advertise: Option<String>,
     /// Set a config key, e.g. `--override num.partitions=4`. Repeatable. From the
-    /// environment, `MEDULLA_OVERRIDE` takes several separated by `;`.
+    /// environment, `MEDULLA_OVERRIDE` takes several, one per line (a value such as a
+    /// JAAS config may itself hold `;`).
     #[arg(
         long = "override",
         value_name = "KEY=VALUE",
         env = "MEDULLA_OVERRIDE",
-        value_delimiter = ';'
+        value_delimiter = '\n'
     )]
     pub overrides: Vec<String>,
     /// The schema registry's HTTP address HOST:PORT, or `off`. Default `127.0.0.1:8081`.
