@@ -140,7 +140,7 @@ async fn serve_connection(
         match connection.peer_certificates().and_then(|c| c.first()) {
             Some(cert) => match medulla_auth::mapping::principal_from_cert(cert, mapper) {
                 Ok(principal) => {
-                    tracing::info!(%peer, listener = %listener.name, principal = %principal, "authenticated principal={principal}");
+                    tracing::info!(%peer, listener = %listener.name, "authenticated principal={principal}");
                     session.principal = principal;
                 }
                 Err(e) => {
