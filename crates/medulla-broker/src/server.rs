@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use medulla_auth::Principal;
+use medulla_auth::audit::{AuditEvent, Category, Outcome};
 use medulla_auth::mapping::SslPrincipalMapper;
 use medulla_auth::tls::TlsSettings;
 use tokio::net::{TcpListener, TcpStream};
@@ -126,6 +127,10 @@ async fn serve_connection(
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+                // Kafka counts a failed handshake as a failed authentication.
+                let _ = broker
+                    .audit(tls_event(listener, peer, Outcome::Failure, &Principal::anonymous(), &format!("TLS handshake failed: {e}")))
+                    .await;
                 return;
             }
             Err(_) => {
@@ -141,11 +146,32 @@ async fn serve_connection(
             Some(cert) => match medulla_auth::mapping::principal_from_cert(cert, mapper) {
                 Ok(principal) => {
                     tracing::info!(%peer, listener = %listener.name, "authenticated principal={principal}");
+                    let event = tls_event(
+                        listener,
+                        peer,
+                        Outcome::Success,
+                        &principal,
+                        "client certificate",
+                    );
+                    if let Err(e) = broker.audit(event).await {
+                        // Unrecorded, the authentication does not stand.
+                        tracing::error!(%peer, error = %e, "cannot audit an authentication; closing the connection");
+                        return;
+                    }
                     session.principal = principal;
                 }
                 Err(e) => {
                     // Kafka fails the authentication when no rule maps the subject.
                     tracing::info!(%peer, listener = %listener.name, error = %e, "client certificate refused");
+                    let _ = broker
+                        .audit(tls_event(
+                            listener,
+                            peer,
+                            Outcome::Failure,
+                            &Principal::anonymous(),
+                            &e.to_string(),
+                        ))
+                        .await;
                     return;
                 }
             },
@@ -153,4 +179,21 @@ async fn serve_connection(
         }
     }
     connection::serve_stream(broker, stream, session).await;
+}
+
+/// An authentication event of a TLS listener.
+fn tls_event(
+    listener: &BoundListener,
+    peer: SocketAddr,
+    outcome: Outcome,
+    principal: &Principal,
+    detail: &str,
+) -> AuditEvent {
+    let mut event = AuditEvent::now(Category::Authentication, outcome);
+    event.principal = principal.to_string();
+    event.client = peer.to_string();
+    event.source = format!("kafka:{}", listener.name);
+    event.action = "TLS".to_owned();
+    event.detail = detail.to_owned();
+    event
 }
