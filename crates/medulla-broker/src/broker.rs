@@ -13,6 +13,17 @@ use crate::dynamic::{self, DynamicConfigs, Scope};
 use crate::groups::coordinator::Coordinator;
 use crate::txn::coordinator::TxnCoordinator;
 
+/// One listener's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener's name.
+    pub listener: String,
+    /// The host clients are told to connect to.
+    pub host: String,
+    /// The port clients are told to connect to.
+    pub port: u16,
+}
+
 /// Everything a request handler may touch. Clone freely.
 #[derive(Clone)]
 pub struct Broker {
@@ -23,8 +34,8 @@ struct Shared {
     config: BrokerConfig,
     log: Arc<LogManager>,
     cluster_id: String,
-    advertised_host: String,
-    advertised_port: u16,
+    /// Per listener, what Metadata tells its clients (the first is the default).
+    endpoints: Vec<Endpoint>,
     shutdown: watch::Receiver<bool>,
     /// `queued.max.request.bytes` as permits (one per byte), when bounded.
     request_memory: Option<Arc<tokio::sync::Semaphore>>,
@@ -37,14 +48,15 @@ struct Shared {
 }
 
 impl Broker {
-    /// Builds the handle. The advertised host and port are what Metadata tells clients.
+    /// Builds the handle. `endpoints` (one per listener, at least one) are what
+    /// Metadata tells clients.
     // One argument per shared subsystem, called once from `start`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: BrokerConfig,
         log: Arc<LogManager>,
         cluster_id: String,
-        (advertised_host, advertised_port): (String, u16),
+        endpoints: Vec<Endpoint>,
         shutdown: watch::Receiver<bool>,
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
@@ -63,8 +75,7 @@ impl Broker {
                 config,
                 log,
                 cluster_id,
-                advertised_host,
-                advertised_port,
+                endpoints,
                 shutdown,
                 dynamic: Mutex::new(dynamic),
                 groups,
@@ -167,14 +178,32 @@ impl Broker {
         &self.shared.cluster_id
     }
 
-    /// The host clients are told to connect to.
-    pub fn advertised_host(&self) -> &str {
-        &self.shared.advertised_host
+    /// The address clients of `listener` are told to connect to (Kafka answers with
+    /// the endpoint of the listener a request came in on).
+    pub fn endpoint(&self, listener: &str) -> (&str, u16) {
+        let e = self
+            .shared
+            .endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .or(self.shared.endpoints.first());
+        match e {
+            Some(e) => (e.host.as_str(), e.port),
+            None => ("", 0),
+        }
     }
 
-    /// The port clients are told to connect to.
+    /// The first listener's advertised host.
+    pub fn advertised_host(&self) -> &str {
+        self.shared
+            .endpoints
+            .first()
+            .map_or("", |e| e.host.as_str())
+    }
+
+    /// The first listener's advertised port.
     pub fn advertised_port(&self) -> u16 {
-        self.shared.advertised_port
+        self.shared.endpoints.first().map_or(0, |e| e.port)
     }
 
     /// A receiver that turns `true` when the broker starts shutting down.

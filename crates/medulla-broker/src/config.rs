@@ -59,19 +59,91 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "listeners",
         Some("PLAINTEXT://127.0.0.1:9092"),
         7,
-        "Listener URIs. Medulla's default binds loopback only.",
+        "Listener URIs NAME://host:port, comma-separated (names and non-zero ports unique). Medulla's default binds loopback only.",
     ),
     key(
         "advertised.listeners",
         None,
         7,
-        "Listener URIs given to clients; defaults to listeners (the bound address, never localhost).",
+        "Listener URIs given to clients, per listener name; a listener not named here advertises its bound address (never localhost).",
     ),
     key(
         "listener.security.protocol.map",
-        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+        Some(crate::listeners::DEFAULT_PROTOCOL_MAP),
         7,
-        "Listener name to security protocol map. PLAINTEXT and SASL_PLAINTEXT are available in this version.",
+        "Listener name to security protocol map.",
+    ),
+    key(
+        "ssl.keystore.type",
+        Some("JKS"),
+        2,
+        "Keystore format; Medulla reads PEM only (JKS and PKCS12 are refused at start).",
+    ),
+    key(
+        "ssl.keystore.location",
+        None,
+        2,
+        "PEM file with the listener's certificate chain and private key; re-read when it changes.",
+    ),
+    key(
+        "ssl.keystore.certificate.chain",
+        None,
+        9,
+        "The certificate chain as inline PEM (with ssl.keystore.key).",
+    ),
+    key(
+        "ssl.keystore.key",
+        None,
+        9,
+        "The private key as inline PEM (with ssl.keystore.certificate.chain).",
+    ),
+    key(
+        "ssl.key.password",
+        None,
+        9,
+        "Password of an encrypted private key (encrypted keys are refused: decrypt them first).",
+    ),
+    key(
+        "ssl.truststore.type",
+        Some("JKS"),
+        2,
+        "Truststore format; Medulla reads PEM only.",
+    ),
+    key(
+        "ssl.truststore.location",
+        None,
+        2,
+        "PEM file with the CA certificates client certificates must chain to; re-read when it changes.",
+    ),
+    key(
+        "ssl.truststore.certificates",
+        None,
+        9,
+        "The trusted CA certificates as inline PEM.",
+    ),
+    key(
+        "ssl.client.auth",
+        Some("none"),
+        2,
+        "Client certificate authentication: required, requested or none.",
+    ),
+    key(
+        "ssl.enabled.protocols",
+        Some("TLSv1.2,TLSv1.3"),
+        7,
+        "TLS versions served (nothing older than TLSv1.2).",
+    ),
+    key(
+        "ssl.cipher.suites",
+        None,
+        7,
+        "Cipher suites by IANA name; empty = the defaults of rustls' ring provider.",
+    ),
+    key(
+        "ssl.principal.mapping.rules",
+        Some("DEFAULT"),
+        2,
+        "Rules mapping a client certificate's subject (RFC 2253) to a user name: RULE:pattern/replacement/[LU], DEFAULT.",
     ),
     key("log.dirs", None, 7, "The data directory (one directory)."),
     key(
@@ -554,6 +626,35 @@ pub const IGNORED_KAFKA_KEYS: &[(&str, &str)] = &[
         "Medulla is one node: there is no inter-broker traffic",
     ),
     (
+        "ssl.protocol",
+        "Medulla negotiates the versions of ssl.enabled.protocols",
+    ),
+    (
+        "ssl.keystore.password",
+        "PEM keystores have no store password (an encrypted key would use ssl.key.password)",
+    ),
+    (
+        "ssl.truststore.password",
+        "PEM truststores have no password",
+    ),
+    (
+        "ssl.endpoint.identification.algorithm",
+        "the broker does not verify client host names",
+    ),
+    (
+        "ssl.keymanager.algorithm",
+        "Medulla's TLS is rustls, not JSSE",
+    ),
+    (
+        "ssl.trustmanager.algorithm",
+        "Medulla's TLS is rustls, not JSSE",
+    ),
+    (
+        "ssl.secure.random.implementation",
+        "Medulla's TLS is rustls, not JSSE",
+    ),
+    ("ssl.provider", "Medulla's TLS is rustls, not JSSE"),
+    (
         "num.network.threads",
         "Medulla runs on one tokio runtime sized to the machine",
     ),
@@ -630,16 +731,12 @@ pub struct BrokerConfig {
     pub given: BTreeMap<String, String>,
     /// `node.id`.
     pub node_id: i32,
-    /// `listeners` (exactly one in this version).
-    pub listener: Listener,
-    /// `advertised.listeners`, if set.
-    pub advertised: Option<Listener>,
-    /// The listener's security protocol, from `listener.security.protocol.map`.
-    // One listener until the multi-listener work lands; it replaces this.
-    pub listener_protocol: crate::session::SecurityProtocol,
-    /// The `sasl.*`, `connections.max.reauth.ms` and
-    /// `connection.failed.authentication.delay.ms` keys.
-    pub sasl: crate::sasl_config::SaslSettings,
+    /// `listeners`, with each one's protocol, advertised address and TLS settings.
+    pub listeners: Vec<crate::listeners::ListenerConfig>,
+    /// The SASL settings of each listener, by listener name (the `sasl.*`,
+    /// `connections.max.reauth.ms` and `connection.failed.authentication.delay.ms` keys,
+    /// with Kafka's `listener.name.<l>.` overrides for mechanisms and PLAIN's users).
+    pub sasl: BTreeMap<String, crate::sasl_config::SaslSettings>,
     /// `log.dirs` (or `log.dir`).
     pub data_dir: PathBuf,
     /// `num.partitions`.
@@ -701,7 +798,7 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
         for (k, v) in props {
-            if BROKER_KEYS.iter().any(|d| d.name == k) {
+            if BROKER_KEYS.iter().any(|d| d.name == k) || crate::listeners::is_listener_key(k) {
                 continue;
             }
             if crate::sasl_config::is_listener_jaas_key(k) {
@@ -725,17 +822,14 @@ impl BrokerConfig {
             Some(v) => parse_num::<i32>("node.id", v, 0, i32::MAX as i64)?,
             None => 1,
         };
-        let listeners_value = get("listeners").unwrap_or_default();
-        let listener = parse_single_listener("listeners", &listeners_value)?;
-        let advertised = match props.get("advertised.listeners") {
-            Some(v) => Some(parse_single_listener("advertised.listeners", v)?),
-            None => None,
-        };
-        let map = get("listener.security.protocol.map").unwrap_or_default();
-        let listener_protocol = crate::sasl_config::listener_protocol(&listener.name, &map)
-            .map_err(|reason| invalid("listener.security.protocol.map", &map, &reason))?;
-        let sasl = crate::sasl_config::SaslSettings::from_properties(props, &listener.name)
-            .map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
+        let listeners = crate::listeners::parse(props, &get)?;
+        let mut sasl = BTreeMap::new();
+        for l in &listeners {
+            let settings =
+                crate::sasl_config::SaslSettings::from_properties(props, &l.listener.name)
+                    .map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
+            sasl.insert(l.listener.name.clone(), settings);
+        }
         let data_dir = PathBuf::from(
             props
                 .get("log.dirs")
@@ -1003,9 +1097,7 @@ impl BrokerConfig {
             BrokerConfig {
                 given: props.clone(),
                 node_id,
-                listener,
-                advertised,
-                listener_protocol,
+                listeners,
                 sasl,
                 data_dir,
                 num_partitions,
@@ -1041,10 +1133,14 @@ impl BrokerConfig {
         BROKER_KEYS
             .iter()
             .map(|d| {
-                let (value, source) = match self.given.get(d.name) {
+                let (mut value, source) = match self.given.get(d.name) {
                     Some(v) => (Some(v.clone()), ConfigSource::StaticBroker),
                     None => (d.default.map(str::to_owned), ConfigSource::Default),
                 };
+                // PASSWORD values (keys, key passwords) are never described, as in Kafka.
+                if d.config_type == 9 {
+                    value = None;
+                }
                 let mut synonyms = Vec::new();
                 if source == ConfigSource::StaticBroker {
                     synonyms.push((d.name.to_owned(), value.clone(), ConfigSource::StaticBroker));
@@ -1105,42 +1201,6 @@ fn parse_num<T: TryFrom<i64>>(
     T::try_from(n).map_err(|_| invalid(key, value, "out of range"))
 }
 
-/// Parses a `listeners`-style value holding exactly one `NAME://host:port` entry.
-fn parse_single_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
-    let entries: Vec<&str> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .collect();
-    let [entry] = entries.as_slice() else {
-        return Err(invalid(
-            key,
-            value,
-            "exactly one listener is supported in this version",
-        ));
-    };
-    let (name, rest) = entry
-        .split_once("://")
-        .ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().map_err(|_| invalid(key, value, "bad port"))?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(invalid(key, value, "bad listener name"));
-    }
-    Ok(Listener {
-        name: name.to_ascii_uppercase(),
-        host: host.to_owned(),
-        port,
-    })
-}
-
 impl Listener {
     /// The socket address to bind (an empty host binds every interface, as Kafka does).
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
@@ -1183,7 +1243,7 @@ mod tests {
             BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.1:19092")]))
                 .unwrap();
         assert_eq!(
-            c.listener,
+            c.listeners[0].listener,
             Listener {
                 name: "PLAINTEXT".into(),
                 host: "127.0.0.1".into(),
@@ -1196,10 +1256,19 @@ mod tests {
         assert_eq!(c.request_bytes_max, 104_857_600);
         assert_eq!(c.cleaner, CleanerConfig::default());
         assert_eq!(c.recovery_threads, medulla_log::DEFAULT_RECOVERY_THREADS);
+        // An SSL listener needs its keystore.
         let err =
             BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://a:1,SSL://b:2")]))
                 .unwrap_err();
         assert!(matches!(err, ConfigError::InvalidValue { .. }));
+        assert!(err.to_string().contains("keystore"), "{err}");
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("listeners", "PLAINTEXT://a:1,SSL://b:2"),
+            ("ssl.keystore.type", "PEM"),
+            ("listener.name.ssl.ssl.keystore.location", "/k.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listeners.len(), 2);
     }
 
     #[test]

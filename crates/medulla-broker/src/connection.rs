@@ -19,7 +19,7 @@ use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use medulla_log::FileSlice;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 
@@ -50,12 +50,55 @@ enum WriteError {
     File(String),
 }
 
-/// Serves `stream` until the client leaves, a frame is bad, or the broker shuts down.
-/// With `zero_copy`, fetched records go from their segment files to the socket with
-/// sendfile(2); without, they are copied through memory (what TLS needs).
-pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, zero_copy: bool) {
+/// Where replies are written: any byte stream, and for plaintext TCP the socket itself,
+/// which sendfile(2) can write file ranges to.
+trait ReplySink: AsyncWrite + Unpin + Send {
+    /// The TCP socket, when bytes written to it go to the client as they are.
+    fn tcp(&self) -> Option<&TcpStream>;
+}
+
+impl ReplySink for OwnedWriteHalf {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<S: AsyncWrite + Send> ReplySink for tokio::io::WriteHalf<S> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// Serves a plaintext TCP connection until the client leaves, a frame is bad, or the
+/// broker shuts down. With `zero_copy`, fetched records go from their segment files to
+/// the socket with sendfile(2); without, they are copied through memory.
+pub async fn serve(broker: Broker, stream: TcpStream, session: Session, zero_copy: bool) {
     let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    serve_halves(broker, reader, writer, session, zero_copy).await;
+}
+
+/// Serves a connection over a transport that must see every byte (TLS): fetched
+/// records are copied through memory.
+pub async fn serve_stream<S>(broker: Broker, stream: S, session: Session)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(broker, reader, writer, session, false).await;
+}
+
+async fn serve_halves<R, W>(
+    broker: Broker,
+    reader: R,
+    mut writer: W,
+    session: Session,
+    zero_copy: bool,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: ReplySink,
+{
+    let peer = session.peer;
     let (tx, mut rx) = mpsc::channel::<Slot>(broker.config().inflight_per_connection_max);
     // One Fetch at a time per connection holds its data (up to fetch.max.bytes) from the
     // read until the client has it, as Kafka serves one request per connection at a time.
@@ -96,20 +139,24 @@ pub async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, zero_cop
         }
         let _ = writer.shutdown().await;
     };
-    let read_half = read_requests(broker, reader, tx, fetch_gate, peer);
+    let read_half = read_requests(broker, reader, tx, fetch_gate, session);
     tokio::join!(read_half, write_half);
 }
 
 /// Writes one reply's chunks in order.
-async fn write_chunks(
-    writer: &mut OwnedWriteHalf,
+async fn write_chunks<W: ReplySink>(
+    writer: &mut W,
     chunks: &[Chunk],
     zero_copy: bool,
 ) -> Result<(), WriteError> {
     for chunk in chunks {
         match chunk {
             Chunk::Bytes(b) => writer.write_all(b).await.map_err(WriteError::Socket)?,
-            Chunk::File(slice) if zero_copy => send_file(writer.as_ref(), slice).await?,
+            Chunk::File(slice) if zero_copy && writer.tcp().is_some() => {
+                if let Some(tcp) = writer.tcp() {
+                    send_file(tcp, slice).await?
+                }
+            }
             Chunk::File(slice) => {
                 // Segment reads are blocking file I/O: keep them off the async workers.
                 let slice = slice.clone();
@@ -174,18 +221,15 @@ fn is_disconnect(e: &io::Error) -> bool {
 const LARGE_FRAME_BYTES: usize = 64 * 1024;
 
 /// Reads frames and runs each request's first phase, in order, queueing the replies.
-async fn read_requests(
+async fn read_requests<R: AsyncRead + Unpin>(
     broker: Broker,
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut reader: R,
     tx: mpsc::Sender<Slot>,
     fetch_gate: Arc<Semaphore>,
-    peer: SocketAddr,
+    mut session: Session,
 ) {
+    let peer = session.peer;
     let idle = std::time::Duration::from_millis(broker.config().connections_idle_max_ms);
-    // One listener until the multi-listener work lands: its protocol from the config.
-    let protocol = broker.config().listener_protocol;
-    let listener_name: Arc<str> = Arc::from(broker.config().listener.name.as_str());
-    let mut session = Session::new(peer, listener_name, protocol);
 
     let max_bytes = broker.config().request_bytes_max;
     let mut shutdown = broker.shutdown_signal();

@@ -27,6 +27,7 @@ pub mod groups;
 pub mod handlers;
 mod internal_topics;
 pub mod limits;
+pub mod listeners;
 pub mod sasl_config;
 pub mod sasl_state;
 pub mod schema_validation;
@@ -44,14 +45,27 @@ use medulla_log::{LogManager, LogManagerOptions, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// A started broker: its bound address and the handle to stop it.
+/// A started broker: its bound addresses and the handle to stop it.
 pub struct Running {
-    /// The address the listener is bound to.
+    /// The address the first listener is bound to.
     pub local_addr: SocketAddr,
+    /// Every listener, in `listeners` order.
+    pub listeners: Vec<RunningListener>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     log: Arc<LogManager>,
     groups: Arc<groups::coordinator::Coordinator>,
+}
+
+/// A listener that is accepting connections.
+#[derive(Debug, Clone)]
+pub struct RunningListener {
+    /// Its name (`PLAINTEXT`, `SSL`, …).
+    pub name: String,
+    /// Its security protocol.
+    pub protocol: session::SecurityProtocol,
+    /// The address it is bound to.
+    pub addr: SocketAddr,
 }
 
 /// Why the broker cannot start.
@@ -71,6 +85,14 @@ pub enum StartError {
     /// The SCRAM credentials or the JWKS file cannot be read, or a SASL setting is wrong.
     #[error("SASL: {0}")]
     Sasl(String),
+    /// A TLS listener's certificates or keys cannot be used.
+    #[error("listener {listener}: {source}")]
+    Tls {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        source: medulla_auth::tls::TlsError,
+    },
     /// `meta.properties` cannot be read or written.
     #[error("cannot read or write {path}: {source}")]
     Meta {
@@ -142,28 +164,68 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
                 source,
             }
         })?;
-    let bind = config.listener.bind_addr().map_err(|e| StartError::Bind {
-        addr: format!("{}:{}", config.listener.host, config.listener.port),
-        source: std::io::Error::other(e),
-    })?;
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|source| StartError::Bind {
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut running_listeners = Vec::new();
+    for l in &config.listeners {
+        // Certificates are read before anything binds: a bad one is a start error.
+        let tls = match &l.tls {
+            Some(tls) => Some(Arc::new(
+                medulla_auth::tls::TlsSettings::new(tls.clone()).map_err(|source| {
+                    StartError::Tls {
+                        listener: l.listener.name.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let bind = l.listener.bind_addr().map_err(|e| StartError::Bind {
+            addr: format!("{}:{}", l.listener.host, l.listener.port),
+            source: std::io::Error::other(e),
+        })?;
+        let socket = TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: bind.to_string(),
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| StartError::Bind {
             addr: bind.to_string(),
             source,
         })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: bind.to_string(),
-        source,
-    })?;
-    let (advertised_host, advertised_port) = advertised(&config, local_addr);
+        let (host, port) = advertised(l.advertised.as_ref(), local_addr);
+        endpoints.push(broker::Endpoint {
+            listener: l.listener.name.clone(),
+            host,
+            port,
+        });
+        running_listeners.push(RunningListener {
+            name: l.listener.name.clone(),
+            protocol: l.protocol,
+            addr: local_addr,
+        });
+        bound.push(server::BoundListener {
+            name: Arc::from(l.listener.name.as_str()),
+            protocol: l.protocol,
+            socket,
+            tls,
+            principal_mapper: l.principal_mapper.clone(),
+        });
+    }
+    let Some(local_addr) = running_listeners.first().map(|l| l.addr) else {
+        return Err(StartError::Bind {
+            addr: String::new(),
+            source: std::io::Error::other("no listener configured"),
+        });
+    };
     let sasl = sasl_state::SaslContext::open(&config).map_err(StartError::Sasl)?;
     let (tx, rx) = watch::channel(false);
     let broker = Broker::new(
         config.clone(),
         log.clone(),
         cluster_id,
-        (advertised_host, advertised_port),
+        endpoints,
         rx.clone(),
         dynamic,
         coordinator.clone(),
@@ -184,13 +246,14 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
     ));
     let txn_timers = tokio::spawn(txn_timers(txn, rx.clone()));
     let task = tokio::spawn(async move {
-        server::run(broker, listener, rx).await;
+        server::run(broker, bound, rx).await;
         retention.abort();
         group_timers.abort();
         txn_timers.abort();
     });
     Ok(Running {
         local_addr,
+        listeners: running_listeners,
         shutdown: tx,
         task,
         log,
@@ -198,10 +261,11 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
     })
 }
 
-/// What Metadata advertises: `advertised.listeners` if set, else the bound address.
-/// A wildcard bind advertises the machine's host name (never `localhost`).
-fn advertised(config: &BrokerConfig, local: SocketAddr) -> (String, u16) {
-    if let Some(a) = &config.advertised {
+/// What Metadata advertises for a listener: its `advertised.listeners` entry if set,
+/// else the bound address. A wildcard bind advertises the machine's host name (never
+/// `localhost`).
+fn advertised(advertised: Option<&config::Listener>, local: SocketAddr) -> (String, u16) {
+    if let Some(a) = advertised {
         let port = if a.port == 0 { local.port() } else { a.port };
         if !a.host.is_empty() {
             return (a.host.clone(), port);

@@ -34,6 +34,10 @@ pub const ADMIN_TOPICS_PER_REQUEST_MAX: usize = 10_000;
 /// How long a clean shutdown waits for connections to finish their in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
+/// Longest a TLS handshake may take before its connection is closed (Kafka has no such
+/// key; a client that never finishes would otherwise hold a connection slot forever).
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
 const _: () =
     assert!(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT <= INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX <= REQUEST_BYTES_MAX);

@@ -1,14 +1,13 @@
 //! The SASL part of the broker configuration (Kafka's keys): enabled mechanisms, PLAIN's
 //! static users from JAAS, `connections.max.reauth.ms`,
-//! `connection.failed.authentication.delay.ms` and the `sasl.oauthbearer.*` keys; and,
-//! until the multi-listener work replaces it, the one listener's security protocol.
+//! `connection.failed.authentication.delay.ms` and the `sasl.oauthbearer.*` keys. The
+//! mechanisms and PLAIN's users may differ per listener (Kafka's `listener.name.<l>.`
+//! prefix).
 
 use std::collections::BTreeMap;
 
 use medulla_auth::jwt::JwtConfig;
 use medulla_auth::sasl::{MECHANISMS, OAUTHBEARER, parse_plain_jaas};
-
-use crate::session::SecurityProtocol;
 
 /// PLAIN's static users (name → password). Debug shows only how many there are.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -45,30 +44,6 @@ pub fn is_listener_jaas_key(key: &str) -> bool {
         .and_then(|rest| rest.strip_suffix(".sasl.jaas.config"))
         .and_then(|middle| middle.split_once('.'))
         .is_some_and(|(listener, mechanism)| !listener.is_empty() && !mechanism.is_empty())
-}
-
-/// The protocol of listener `name` in `listener.security.protocol.map` (`map`); a name
-/// missing from the map that is itself a protocol name means that protocol, as in Kafka.
-pub fn listener_protocol(name: &str, map: &str) -> Result<SecurityProtocol, String> {
-    let mut found = None;
-    for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (listener, proto) = entry.split_once(':').ok_or("entries are NAME:PROTOCOL")?;
-        let proto = SecurityProtocol::parse(proto.trim())
-            .ok_or_else(|| format!("unknown security protocol {proto:?}"))?;
-        if listener.trim().eq_ignore_ascii_case(name) {
-            found = Some(proto);
-        }
-    }
-    let protocol = found
-        .or_else(|| SecurityProtocol::parse(name))
-        .ok_or_else(|| format!("listener {name} is not in the map"))?;
-    if protocol.is_tls() {
-        return Err(format!(
-            "listener {name} is {}: TLS listeners are not available in this version",
-            protocol.name()
-        ));
-    }
-    Ok(protocol)
 }
 
 impl SaslSettings {
@@ -145,7 +120,16 @@ impl SaslSettings {
             }
         };
 
-        let key = "sasl.enabled.mechanisms";
+        // The listener's own list first (`listener.name.<l>.sasl.enabled.mechanisms`).
+        let own = format!(
+            "listener.name.{}.sasl.enabled.mechanisms",
+            listener.to_ascii_lowercase()
+        );
+        let key = if props.contains_key(&own) {
+            own.as_str()
+        } else {
+            "sasl.enabled.mechanisms"
+        };
         let enabled_mechanisms: Vec<String> = match props.get(key) {
             Some(v) => v
                 .split(',')
@@ -238,14 +222,17 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert_eq!(c.listener_protocol, SecurityProtocol::SaslPlaintext);
         assert_eq!(
-            c.sasl.enabled_mechanisms,
+            c.listeners[0].protocol,
+            crate::session::SecurityProtocol::SaslPlaintext
+        );
+        assert_eq!(
+            c.sasl["SASL_PLAINTEXT"].enabled_mechanisms,
             ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
         );
-        assert_eq!(c.sasl.plain_users.0["alice"], "pw");
-        assert_eq!(c.sasl.failed_auth_delay_ms, 100);
-        assert_eq!(c.sasl.reauth_max_ms, 0);
+        assert_eq!(c.sasl["SASL_PLAINTEXT"].plain_users.0["alice"], "pw");
+        assert_eq!(c.sasl["SASL_PLAINTEXT"].failed_auth_delay_ms, 100);
+        assert_eq!(c.sasl["SASL_PLAINTEXT"].reauth_max_ms, 0);
         assert!(!format!("{c:?}").contains("\"pw\""));
 
         let (c, _) = BrokerConfig::from_properties(&props(&[
@@ -258,13 +245,17 @@ mod tests {
             ("sasl.oauthbearer.expected.audience", "a, b"),
         ]))
         .unwrap();
-        assert_eq!(c.listener_protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(
+            c.listeners[0].protocol,
+            crate::session::SecurityProtocol::SaslPlaintext
+        );
+        let client = &c.sasl["CLIENT"];
         assert!(
-            c.sasl
+            client
                 .enabled_mechanisms
                 .contains(&"OAUTHBEARER".to_owned())
         );
-        assert_eq!(c.sasl.jwt.unwrap().expected_audience, ["a", "b"]);
+        assert_eq!(client.jwt.as_ref().unwrap().expected_audience, ["a", "b"]);
     }
 
     #[test]
@@ -285,10 +276,6 @@ mod tests {
             (
                 vec![("connections.max.reauth.ms", "-1")],
                 "connections.max.reauth.ms",
-            ),
-            (
-                vec![("listeners", "SASL_SSL://127.0.0.1:0")],
-                "listener.security.protocol.map",
             ),
             (
                 vec![(

@@ -65,8 +65,10 @@ impl FailureDelays {
 
 /// What SASL connections share.
 pub struct SaslContext {
-    /// The mechanisms and what they check against.
-    pub sasl: Sasl,
+    /// Each listener's mechanisms and what they check against (one credential store).
+    by_listener: HashMap<String, Sasl>,
+    /// The SCRAM credentials, shared by every listener.
+    credentials: Arc<CredentialStore>,
     /// The failed-authentication back-off.
     pub failures: FailureDelays,
     /// `connections.max.reauth.ms` (0: none).
@@ -77,22 +79,44 @@ impl SaslContext {
     /// Opens the credential store in the data directory and reads the JWKS file, from
     /// the configuration.
     pub fn open(config: &BrokerConfig) -> Result<SaslContext, String> {
-        let store = CredentialStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-        let jwt = match &config.sasl.jwt {
+        let credentials =
+            Arc::new(CredentialStore::open(&config.data_dir).map_err(|e| e.to_string())?);
+        // The broker-wide keys (JWKS, re-authentication, back-off) are the same in every
+        // listener's settings.
+        let common = config.sasl.values().next();
+        let jwt = match common.and_then(|c| c.jwt.as_ref()) {
             Some(c) => Some(Arc::new(JwtValidator::new(c.clone())?)),
             None => None,
         };
-        let sasl = Sasl::new(
-            &config.sasl.enabled_mechanisms,
-            Arc::new(store),
-            config.sasl.plain_users.0.clone(),
-            jwt,
-        )?;
+        let mut by_listener = HashMap::new();
+        for (name, settings) in &config.sasl {
+            let sasl = Sasl::new(
+                &settings.enabled_mechanisms,
+                credentials.clone(),
+                settings.plain_users.0.clone(),
+                jwt.clone(),
+            )?;
+            by_listener.insert(name.clone(), sasl);
+        }
         Ok(SaslContext {
-            sasl,
-            failures: FailureDelays::new(Duration::from_millis(config.sasl.failed_auth_delay_ms)),
-            reauth_max_ms: config.sasl.reauth_max_ms,
+            by_listener,
+            credentials,
+            failures: FailureDelays::new(Duration::from_millis(
+                common.map_or(100, |c| c.failed_auth_delay_ms),
+            )),
+            reauth_max_ms: common.map_or(0, |c| c.reauth_max_ms),
         })
+    }
+
+    /// The mechanisms of listener `name` (none for a listener the config does not
+    /// know, which cannot happen for a bound one).
+    pub fn for_listener(&self, name: &str) -> Option<&Sasl> {
+        self.by_listener.get(name)
+    }
+
+    /// The SCRAM credential store.
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
     }
 }
 

@@ -147,16 +147,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let data_dir = config.data_dir.clone();
     let running = medulla_broker::start(config).await?;
-    // A stable line for scripts and tests that start Medulla on port 0.
-    println!(
-        "medulla: kafka listener on {} (data dir {})",
-        running.local_addr,
-        data_dir.display()
-    );
-    tracing::info!(addr = %running.local_addr, data_dir = %data_dir.display(), "medulla started");
+    // Stable lines for scripts and tests that start Medulla on port 0, one per listener
+    // (the first token after "on " is the address, as before there were several).
+    for l in &running.listeners {
+        println!(
+            "medulla: kafka listener on {} (data dir {}) name={} protocol={}",
+            l.addr,
+            data_dir.display(),
+            l.name,
+            l.protocol.name()
+        );
+        tracing::info!(addr = %l.addr, listener = %l.name, protocol = l.protocol.name(), data_dir = %data_dir.display(), "medulla started");
+    }
+    // The embedded registry is a client without security settings: it uses the first
+    // PLAINTEXT listener (or, failing one, the first listener).
+    let registry_bootstrap = running
+        .listeners
+        .iter()
+        .find(|l| l.protocol == medulla_broker::session::SecurityProtocol::Plaintext)
+        .map_or(running.local_addr, |l| l.addr)
+        .to_string();
 
     let registry = match registry_addr {
-        Some(listen) => match start_registry(&args, listen, running.local_addr.to_string()).await {
+        Some(listen) => match start_registry(&args, listen, registry_bootstrap).await {
             Ok(r) => {
                 let _ = check.0.set(r.registry.clone());
                 Some(r)

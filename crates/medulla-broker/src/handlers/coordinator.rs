@@ -25,6 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::groups::store::Committed;
+use crate::session::Session;
 
 /// A topic of an OffsetCommit: per partition, `Some(code)` when refused up front.
 type PlannedTopic = (TopicName, uuid::Uuid, Vec<(i32, Option<i16>)>);
@@ -58,11 +59,14 @@ fn coordinator_error(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
 /// Answers FindCoordinator: this node, for every group.
 pub fn find_coordinator(
     broker: &Broker,
+    session: &Session,
     request: &FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let host = s(broker.advertised_host());
-    let port = i32::from(broker.advertised_port());
+    // The endpoint of the listener the request came in on, as Kafka answers.
+    let (host, port) = broker.endpoint(&session.listener);
+    let host = s(host);
+    let port = i32::from(port);
     let node = BrokerId(broker.node_id());
     if version >= 4 {
         let coordinators = request

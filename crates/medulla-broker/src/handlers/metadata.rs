@@ -17,6 +17,7 @@ use medulla_log::{LogError, TopicMeta};
 use crate::broker::Broker;
 use crate::error::kafka_code;
 use crate::handlers::blocking;
+use crate::session::Session;
 
 /// Kafka's own internal topics (clients such as the Java admin hide them from listings,
 /// regex subscriptions skip them) and Medulla's audit trail; any other name, even one
@@ -33,7 +34,12 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata. Unknown topics are created when the request and
 /// `auto.create.topics.enable` both allow it.
-pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let log = broker.log();
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested = match request.topics {
@@ -84,12 +90,14 @@ pub async fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> 
             out
         }
     };
+    // The endpoint of the listener the request came in on, as Kafka answers.
+    let (host, port) = broker.endpoint(&session.listener);
     MetadataResponse::default()
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(broker.node_id()))
-                .with_host(StrBytes::from_string(broker.advertised_host().to_owned()))
-                .with_port(i32::from(broker.advertised_port())),
+                .with_host(StrBytes::from_string(host.to_owned()))
+                .with_port(i32::from(port)),
         ])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_owned())))
         .with_controller_id(BrokerId(broker.node_id()))
@@ -158,6 +166,7 @@ fn error_entry(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataRe
 /// Answers DescribeCluster: this one broker.
 pub fn describe_cluster(
     broker: &Broker,
+    session: &Session,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     // endpoint_type 1 = brokers, 2 = controllers (v1+); this node is both.
@@ -167,6 +176,7 @@ pub fn describe_cluster(
             .with_endpoint_type(request.endpoint_type)
             .with_cluster_id(StrBytes::from_string(broker.cluster_id().to_owned()));
     }
+    let (host, port) = broker.endpoint(&session.listener);
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id().to_owned()))
@@ -174,8 +184,8 @@ pub fn describe_cluster(
         .with_brokers(vec![
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(broker.node_id()))
-                .with_host(StrBytes::from_string(broker.advertised_host().to_owned()))
-                .with_port(i32::from(broker.advertised_port())),
+                .with_host(StrBytes::from_string(host.to_owned()))
+                .with_port(i32::from(port)),
         ])
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -83,14 +83,14 @@ pub async fn dispatch(
             Reply::Now(ResponseKind::ApiVersions(api_versions::handle(&r)))
         }
         RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(
-            metadata::handle(broker, r, version).await,
+            metadata::handle(broker, session, r, version).await,
         )),
         RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(
-            metadata::describe_cluster(broker, &r),
+            metadata::describe_cluster(broker, session, &r),
         )),
         RequestKind::Produce(r) => produce::handle(broker, r, version).await,
         RequestKind::FindCoordinator(r) => Reply::Now(ResponseKind::FindCoordinator(
-            coordinator::find_coordinator(broker, &r, version),
+            coordinator::find_coordinator(broker, session, &r, version),
         )),
         RequestKind::OffsetCommit(r) => Reply::Now(ResponseKind::OffsetCommit(
             coordinator::offset_commit(broker, r, version).await,

@@ -105,15 +105,17 @@ pub async fn handshake(
     header: &RequestHeader,
     request: SaslHandshakeRequest,
 ) -> SaslHandshakeResponse {
-    let sasl = &broker.sasl().sasl;
-    let mechanisms: Vec<StrBytes> = sasl.mechanisms().iter().map(|m| s(*m)).collect();
+    let sasl = broker.sasl().for_listener(&session.listener);
+    let mechanisms: Vec<StrBytes> = sasl
+        .map(|sasl| sasl.mechanisms().iter().map(|m| s(*m)).collect())
+        .unwrap_or_default();
     let response = SaslHandshakeResponse::default().with_mechanisms(mechanisms);
-    if !session.protocol.is_sasl() {
+    let Some(sasl) = sasl.filter(|_| session.protocol.is_sasl()) else {
         // What Kafka answers on a listener without SASL.
         return response
             .with_error_code(ResponseError::IllegalSaslState.code())
             .with_mechanisms(Vec::new());
-    }
+    };
     if session.sasl.exchange.is_some() {
         session.sasl.close_after = Some(Duration::ZERO);
         return response.with_error_code(ResponseError::IllegalSaslState.code());

@@ -34,7 +34,7 @@ pub fn describe(
     broker: &Broker,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    let store = broker.sasl().sasl.credentials();
+    let store = broker.sasl().credentials();
     let info = |mechanisms: Vec<(ScramMechanism, u32)>| {
         mechanisms
             .into_iter()
@@ -216,7 +216,7 @@ pub async fn alter(
             None => {}
         }
     }
-    let store = broker.sasl().sasl.credentials().clone();
+    let store = broker.sasl().credentials().clone();
     let (users, batch): (Vec<String>, Vec<Change>) = changes.into_iter().unzip();
     let applied = tokio::task::spawn_blocking(move || store.alter(batch))
         .await

@@ -16,8 +16,11 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// A running `medulla serve`.
 pub struct Medulla {
     child: Option<Child>,
-    /// `127.0.0.1:PORT` (empty when only the platform services run).
+    /// `127.0.0.1:PORT` of the first listener (empty when only the platform services
+    /// run).
     pub addr: String,
+    /// Every listener's address by name (`PLAINTEXT` → `127.0.0.1:PORT`).
+    pub listeners: std::collections::HashMap<String, String>,
     /// `http://127.0.0.1:PORT` of the schema registry, when it runs. Tests get no
     /// registry unless they pass `--registry-listen` themselves.
     pub registry: Option<String>,
@@ -76,16 +79,37 @@ impl Medulla {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("medulla: kafka listener on ") {
                     let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send((false, addr.to_owned()));
+                    let name = rest
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("name="))
+                        .unwrap_or("PLAINTEXT");
+                    let _ = tx.send((false, format!("{name} {addr}")));
                 } else if let Some(rest) = line.strip_prefix("medulla: schema registry on ") {
                     let _ = tx.send((true, rest.trim().to_owned()));
                 }
             }
         });
+        // One ready line per listener: as many as `listeners` (an override's, if any) names.
+        let expected = extra
+            .iter()
+            .filter_map(|a| {
+                a.strip_prefix("--override=")
+                    .unwrap_or(a)
+                    .strip_prefix("listeners=")
+            })
+            .next_back()
+            .map_or(1, |v| v.split(',').filter(|e| !e.trim().is_empty()).count());
         let (mut addr, mut registry) = (None, None);
-        while (addr.is_none() && !external) || (registry.is_none() && (with_registry || external)) {
+        let mut listeners = std::collections::HashMap::new();
+        while (listeners.len() < expected && !external)
+            || (registry.is_none() && (with_registry || external))
+        {
             match rx.recv_timeout(DEADLINE) {
-                Ok((false, a)) => addr = Some(a),
+                Ok((false, a)) => {
+                    let (name, a) = a.split_once(' ').unwrap_or(("PLAINTEXT", &a));
+                    addr.get_or_insert_with(|| a.to_owned());
+                    listeners.insert(name.to_owned(), a.to_owned());
+                }
                 Ok((true, r)) => registry = Some(r),
                 Err(_) => {
                     let _ = child.kill();
@@ -97,6 +121,7 @@ impl Medulla {
         Medulla {
             child: Some(child),
             addr: addr.unwrap_or_default(),
+            listeners,
             registry,
             data_dir: data_dir.to_owned(),
             stderr: lines,
