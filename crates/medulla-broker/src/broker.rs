@@ -31,6 +31,8 @@ struct Shared {
     dynamic: Mutex<DynamicConfigs>,
     groups: Arc<Coordinator>,
     txn: Arc<TxnCoordinator>,
+    /// `None` when authorization is off (no `authorizer.class.name`).
+    authorizer: Option<medulla_auth::acl::Authorizer>,
 }
 
 impl Broker {
@@ -46,6 +48,7 @@ impl Broker {
         dynamic: DynamicConfigs,
         groups: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
+        authorizer: Option<medulla_auth::acl::Authorizer>,
     ) -> Broker {
         let request_memory = config.queued_request_bytes_max.map(|bytes| {
             Arc::new(tokio::sync::Semaphore::new(
@@ -64,6 +67,7 @@ impl Broker {
                 dynamic: Mutex::new(dynamic),
                 groups,
                 txn,
+                authorizer,
             }),
         }
     }
@@ -78,6 +82,11 @@ impl Broker {
         // The writer lands with the audit topic; until then events go to the log.
         tracing::info!(target: "medulla::audit", ?event, "audit");
         Ok(())
+    }
+
+    /// The authorizer and its ACLs; `None` when authorization is off.
+    pub fn authorizer(&self) -> Option<&medulla_auth::acl::Authorizer> {
+        self.shared.authorizer.as_ref()
     }
 
     /// The group coordinator (and through it, committed offsets).

@@ -15,6 +15,7 @@
 //! only through `medulla-log`.
 #![deny(missing_docs)]
 
+pub mod authz;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -65,6 +66,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// `acls.json` cannot be read (never started with no ACLs instead).
+    #[error("{0}")]
+    Acls(#[from] medulla_auth::acl::AclError),
     /// `meta.properties` cannot be read or written.
     #[error("cannot read or write {path}: {source}")]
     Meta {
@@ -149,6 +153,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         source,
     })?;
     let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let authorizer = authz::open(&config)?;
     let (tx, rx) = watch::channel(false);
     let broker = Broker::new(
         config.clone(),
@@ -159,6 +164,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         dynamic,
         coordinator.clone(),
         txn.clone(),
+        authorizer,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

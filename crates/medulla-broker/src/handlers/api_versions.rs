@@ -50,6 +50,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    // ACLs (v0 is gone from Kafka 4 and the codec).
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The served version range of `api`, if it is served at all.
