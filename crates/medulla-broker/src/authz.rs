@@ -184,9 +184,9 @@ impl<'a> Access<'a> {
     /// supports when authorization is off).
     pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
         match self.authorizer() {
-            None => AclOperation::bitfield(
-                AclOperation::supported_by(resource_type).iter().copied(),
-            ),
+            None => {
+                AclOperation::bitfield(AclOperation::supported_by(resource_type).iter().copied())
+            }
             Some(a) => a.authorized_operations(
                 &self.session.principal,
                 self.session.peer.ip(),

@@ -665,7 +665,11 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
                 let by_id = t.name.is_none() && !t.topic_id.is_nil();
                 let name = match &t.name {
                     Some(n) => Some(n.to_string()),
-                    None => access.broker().log().topic_by_id(t.topic_id).map(|m| m.name),
+                    None => access
+                        .broker()
+                        .log()
+                        .topic_by_id(t.topic_id)
+                        .map(|m| m.name),
                 };
                 let Some(name) = name else {
                     kept_states.push(t); // the handler answers UNKNOWN_TOPIC_ID
@@ -820,7 +824,14 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
             let mut denied = Vec::new();
             let mut kept = Vec::new();
             for res in std::mem::take(&mut r.resources) {
-                match alter_config_gate(&access, res.resource_type, &res.resource_name, r.validate_only).await {
+                match alter_config_gate(
+                    &access,
+                    res.resource_type,
+                    &res.resource_name,
+                    r.validate_only,
+                )
+                .await
+                {
                     Ok(()) => kept.push(res),
                     Err(code) => denied.push(
                         AlterConfigsResourceResponse::default()
@@ -842,7 +853,14 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
             let mut denied = Vec::new();
             let mut kept = Vec::new();
             for res in std::mem::take(&mut r.resources) {
-                match alter_config_gate(&access, res.resource_type, &res.resource_name, r.validate_only).await {
+                match alter_config_gate(
+                    &access,
+                    res.resource_type,
+                    &res.resource_name,
+                    r.validate_only,
+                )
+                .await
+                {
                     Ok(()) => kept.push(res),
                     Err(code) => denied.push(
                         AlterConfigsResourceResponse::default()
@@ -861,8 +879,9 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
         }
         RequestKind::InitProducerId(r) => {
             let code = match &r.transactional_id {
-                Some(id) => (!access.check(Op::Write, Rt::TransactionalId, id).await)
-                    .then_some(TXN_DENIED),
+                Some(id) => {
+                    (!access.check(Op::Write, Rt::TransactionalId, id).await).then_some(TXN_DENIED)
+                }
                 None => {
                     let ok = access
                         .allowed(Op::IdempotentWrite, Rt::Cluster, medulla_auth::acl::CLUSTER_NAME)
@@ -971,16 +990,18 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
                     kept.push(t);
                 } else {
                     denied.push(
-                        TopicResponse::default().with_name(t.name.clone()).with_partitions(
-                            t.partition_indexes
-                                .iter()
-                                .map(|p| {
-                                    PartitionResponse::default()
-                                        .with_partition_index(*p)
-                                        .with_error_code(TOPIC_DENIED)
-                                })
-                                .collect(),
-                        ),
+                        TopicResponse::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|p| {
+                                        PartitionResponse::default()
+                                            .with_partition_index(*p)
+                                            .with_error_code(TOPIC_DENIED)
+                                    })
+                                    .collect(),
+                            ),
                     );
                 }
             }
@@ -1098,8 +1119,8 @@ async fn metadata(
     if !all_topics && let Some(list) = r.topics.take() {
         let auto_create = (version < 4 || r.allow_auto_topic_creation)
             && access.broker().config().auto_create_topics;
-        let cluster_create = auto_create
-            && access.allowed(Op::Create, Rt::Cluster, medulla_auth::acl::CLUSTER_NAME);
+        let cluster_create =
+            auto_create && access.allowed(Op::Create, Rt::Cluster, medulla_auth::acl::CLUSTER_NAME);
         let mut kept = Vec::with_capacity(list.len());
         let mut seen = HashSet::new();
         for t in list {
@@ -1146,8 +1167,7 @@ async fn metadata(
                 };
                 if t.error_code != 0 || who.allowed(Op::Describe, Rt::Topic, name) {
                     if include_topic_ops && t.error_code == 0 {
-                        t.topic_authorized_operations =
-                            who.authorized_operations(Rt::Topic, name);
+                        t.topic_authorized_operations = who.authorized_operations(Rt::Topic, name);
                     }
                     return true;
                 }
@@ -1310,7 +1330,8 @@ async fn offset_fetch(
                     g.topics
                         .retain(|t| who.allowed(Op::Describe, Rt::Topic, &t.name));
                 }
-                if let Some((_, refused)) = denied_topics.iter_mut().find(|(id, _)| *id == g.group_id)
+                if let Some((_, refused)) =
+                    denied_topics.iter_mut().find(|(id, _)| *id == g.group_id)
                 {
                     g.topics.append(refused);
                 }
@@ -1371,15 +1392,16 @@ async fn add_partitions_to_txn(
             // Kafka: the refused topics fail, the others are not attempted.
             let not_attempted = ResponseError::OperationNotAttempted.code();
             return Gate::Respond(ResponseKind::AddPartitionsToTxn(
-                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
-                    results(&r.v3_and_below_topics, &|n| {
+                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results(
+                    &r.v3_and_below_topics,
+                    &|n| {
                         if unauthorized.contains(n) {
                             TOPIC_DENIED
                         } else {
                             not_attempted
                         }
-                    }),
-                ),
+                    },
+                )),
             ));
         }
         return Gate::Pass(RequestKind::AddPartitionsToTxn(r), None);
