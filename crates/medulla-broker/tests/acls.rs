@@ -649,3 +649,112 @@ async fn a_damaged_acl_file_stops_the_start() {
         .expect("start refused");
     assert!(err.to_string().contains("acls.json"), "{err}");
 }
+
+#[tokio::test]
+async fn allow_everyone_opens_unprotected_topics_but_never_the_audit_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut props = SECURE.to_vec();
+    props.push(("allow.everyone.if.no.acl.found", "true"));
+    let broker = start_in(dir.path(), &props).await;
+    for t in ["billing", medulla_auth::audit::AUDIT_TOPIC] {
+        broker
+            .log()
+            .create_topic(t, 1, &BTreeMap::new(), false)
+            .unwrap();
+    }
+    let mut alice = Client::connect(&broker, "alice").await;
+    assert_eq!(alice.fetch("billing").await, NONE);
+    assert_eq!(
+        alice.fetch(medulla_auth::audit::AUDIT_TOPIC).await,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        alice.metadata(None).await,
+        vec![("billing".to_owned(), NONE)],
+        "the audit topic is not even listed"
+    );
+    let mut admin = Client::connect(&broker, "admin").await;
+    assert_eq!(admin.fetch(medulla_auth::audit::AUDIT_TOPIC).await, NONE);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn topic_administration_needs_create_and_delete() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    };
+    let (_dir, broker) = secure().await;
+    let mut admin = Client::connect(&broker, "admin").await;
+    admin
+        .create_acls(vec![
+            acl(TOPIC, "alice.", PREFIXED, "User:alice", ALL, ALLOW),
+            acl(TOPIC, "billing", LITERAL, "User:alice", READ, ALLOW),
+        ])
+        .await;
+    let mut alice = Client::connect(&broker, "alice").await;
+    let create = |names: &[&str]| {
+        CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| {
+                        CreatableTopic::default()
+                            .with_name(TopicName(s(n)))
+                            .with_num_partitions(1)
+                            .with_replication_factor(1)
+                    })
+                    .collect(),
+            )
+    };
+    let r: CreateTopicsResponse = alice
+        .send(
+            ApiKey::CreateTopics,
+            7,
+            &create(&["alice.new", "other.new"]),
+        )
+        .await;
+    let mut codes: Vec<_> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.to_string(), t.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("alice.new".to_owned(), NONE),
+            ("other.new".to_owned(), TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
+    assert!(broker.log().topic("other.new").is_none());
+    let delete = |names: &[&str]| {
+        DeleteTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topic_names(names.iter().map(|n| TopicName(s(n))).collect())
+    };
+    let r: DeleteTopicsResponse = alice
+        .send(
+            ApiKey::DeleteTopics,
+            5,
+            &delete(&["alice.new", "billing", "alice.missing"]),
+        )
+        .await;
+    let mut codes: Vec<_> = r
+        .responses
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("alice.missing".to_owned(), 3), // UNKNOWN_TOPIC_OR_PARTITION: she may know
+            ("alice.new".to_owned(), NONE),
+            ("billing".to_owned(), TOPIC_AUTHORIZATION_FAILED)
+        ]
+    );
+    assert!(broker.log().topic("billing").is_some());
+    broker.shutdown().await.unwrap();
+}

@@ -108,9 +108,12 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
             let mut denied = Vec::new();
             let mut kept = Vec::with_capacity(r.topic_data.len());
             for t in std::mem::take(&mut r.topic_data) {
-                let name = topic_name(&access, version >= 13, t.topic_id, &t.name);
-                match name {
-                    Some(n) if !access.check(Op::Write, Rt::Topic, &n).await => denied.push(
+                let refused = match topic_name(&access, version >= 13, t.topic_id, &t.name) {
+                    Some(n) => !access.check(Op::Write, Rt::Topic, &n).await,
+                    None => false,
+                };
+                match refused {
+                    true => denied.push(
                         kafka_protocol::messages::produce_response::TopicProduceResponse::default()
                             .with_name(t.name.clone())
                             .with_topic_id(t.topic_id)
@@ -126,7 +129,7 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
                                     .collect(),
                             ),
                     ),
-                    _ => kept.push(t),
+                    false => kept.push(t),
                 }
             }
             r.topic_data = kept;
@@ -146,8 +149,12 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
             let mut denied = Vec::new();
             let mut kept = Vec::with_capacity(r.topics.len());
             for t in std::mem::take(&mut r.topics) {
-                match topic_name(&access, version >= 13, t.topic_id, &t.topic) {
-                    Some(n) if !access.check(Op::Read, Rt::Topic, &n).await => denied.push(
+                let refused = match topic_name(&access, version >= 13, t.topic_id, &t.topic) {
+                    Some(n) => !access.check(Op::Read, Rt::Topic, &n).await,
+                    None => false,
+                };
+                match refused {
+                    true => denied.push(
                         kafka_protocol::messages::fetch_response::FetchableTopicResponse::default()
                             .with_topic(t.topic.clone())
                             .with_topic_id(t.topic_id)
@@ -164,7 +171,7 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
                                     .collect(),
                             ),
                     ),
-                    _ => kept.push(t),
+                    false => kept.push(t),
                 }
             }
             if denied.is_empty() {
@@ -1045,16 +1052,20 @@ fn with_extra<T: Send + 'static>(
 
 /// The topic's name: as given, or (topic-id versions) the name of the topic with that
 /// id; `None` for an unknown id (the handler answers UNKNOWN_TOPIC_ID).
-fn topic_name(
+fn topic_name<'n>(
     access: &Access<'_>,
     by_id: bool,
     id: uuid::Uuid,
-    name: &TopicName,
-) -> Option<String> {
+    name: &'n TopicName,
+) -> Option<std::borrow::Cow<'n, str>> {
     if by_id {
-        access.broker().log().topic_by_id(id).map(|m| m.name)
+        access
+            .broker()
+            .log()
+            .topic_by_id(id)
+            .map(|m| std::borrow::Cow::Owned(m.name))
     } else {
-        Some(name.to_string())
+        Some(std::borrow::Cow::Borrowed(name.as_str()))
     }
 }
 
