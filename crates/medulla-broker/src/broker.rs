@@ -45,6 +45,8 @@ struct Shared {
     txn: Arc<TxnCoordinator>,
     audit: AuditLog,
     sasl: Arc<crate::sasl_state::SaslContext>,
+    /// `None` when authorization is off (no `authorizer.class.name`).
+    authorizer: Option<medulla_auth::acl::Authorizer>,
 }
 
 impl Broker {
@@ -63,6 +65,7 @@ impl Broker {
         txn: Arc<TxnCoordinator>,
         audit: AuditLog,
         sasl: crate::sasl_state::SaslContext,
+        authorizer: Option<medulla_auth::acl::Authorizer>,
     ) -> Broker {
         let request_memory = config.queued_request_bytes_max.map(|bytes| {
             Arc::new(tokio::sync::Semaphore::new(
@@ -82,6 +85,7 @@ impl Broker {
                 txn,
                 audit,
                 sasl: Arc::new(sasl),
+                authorizer,
             }),
         }
     }
@@ -100,6 +104,11 @@ impl Broker {
     /// SASL mechanisms, SCRAM credentials and the failed-authentication back-off.
     pub fn sasl(&self) -> &crate::sasl_state::SaslContext {
         &self.shared.sasl
+    }
+
+    /// The authorizer and its ACLs; `None` when authorization is off.
+    pub fn authorizer(&self) -> Option<&medulla_auth::acl::Authorizer> {
+        self.shared.authorizer.as_ref()
     }
 
     /// The group coordinator (and through it, committed offsets).

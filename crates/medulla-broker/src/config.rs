@@ -177,6 +177,24 @@ pub const BROKER_KEYS: &[KeyDef] = &[
         "Create a topic when a client asks Metadata for an unknown one.",
     ),
     key(
+        "authorizer.class.name",
+        Some(""),
+        2,
+        "Turns authorization on when set: org.apache.kafka.metadata.authorizer.StandardAuthorizer, kafka.security.authorizer.AclAuthorizer or medulla (one authorizer, Kafka's rules).",
+    ),
+    key(
+        "super.users",
+        None,
+        2,
+        "Principals allowed everything, separated by ';' (User:admin;User:ops).",
+    ),
+    key(
+        "allow.everyone.if.no.acl.found",
+        Some("false"),
+        1,
+        "Whether a resource no ACL matches is open to everyone (never the audit topic).",
+    ),
+    key(
         "delete.topic.enable",
         Some("true"),
         1,
@@ -789,6 +807,13 @@ pub struct BrokerConfig {
     /// with `confluent.{key,value}.schema.validation` on. No key sets it: the binary
     /// does when it runs the registry. `None` refuses every record of such topics.
     pub schema_check: Option<std::sync::Arc<dyn crate::schema_validation::SchemaIdCheck>>,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`:
+    /// `None` when authorization is off.
+    pub authorizer: Option<medulla_auth::acl::AuthorizerConfig>,
+    /// Tests only (no key sets it): names the principal of each request on a
+    /// connection that has not authenticated, so in-process tests can act as several
+    /// principals over PLAINTEXT.
+    pub test_principal: Option<crate::authz::PrincipalHook>,
 }
 
 impl BrokerConfig {
@@ -1123,6 +1148,8 @@ impl BrokerConfig {
                 topic_defaults,
                 zero_copy: true,
                 schema_check: None,
+                authorizer: crate::authz::parse_config(props)?,
+                test_principal: None,
             },
             warnings,
         ))

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod authz;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -93,6 +94,9 @@ pub enum StartError {
         /// Why.
         source: medulla_auth::tls::TlsError,
     },
+    /// `acls.json` cannot be read (never started with no ACLs instead).
+    #[error("{0}")]
+    Acls(#[from] medulla_auth::acl::AclError),
     /// `meta.properties` cannot be read or written.
     #[error("cannot read or write {path}: {source}")]
     Meta {
@@ -220,6 +224,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         });
     };
     let sasl = sasl_state::SaslContext::open(&config).map_err(StartError::Sasl)?;
+    let authorizer = authz::open(&config)?;
     let (tx, rx) = watch::channel(false);
     let broker = Broker::new(
         config.clone(),
@@ -232,6 +237,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         txn.clone(),
         audit,
         sasl,
+        authorizer,
     );
     let retention = tokio::spawn(retention_loop(
         log.clone(),

@@ -26,6 +26,12 @@ async fn every_advertised_version_round_trips() {
             "num.partitions=2",
             "--override",
             "group.initial.rebalance.delay.ms=0",
+            // Authorization on, so the ACL APIs answer (the CLI's principal,
+            // User:ANONYMOUS, may do everything).
+            "--override",
+            "authorizer.class.name=medulla",
+            "--override",
+            "super.users=User:ANONYMOUS",
         ],
     );
     let mut c = Client::connect(&broker.addr).await.unwrap();
@@ -531,6 +537,63 @@ async fn every_advertised_version_round_trips() {
                     .await
                     .map(|r| assert_eq!(r.error_code, 0, "{r:?}"))
                     .map_err(|e| e.to_string()),
+                ApiKey::CreateAcls => {
+                    use kafka_protocol::messages::create_acls_request::AclCreation;
+                    let r = CreateAclsRequest::default().with_creations(vec![
+                        AclCreation::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_string(format!("acl-v{v}")))
+                            .with_resource_pattern_type(4)
+                            .with_principal(StrBytes::from_static_str("User:alice"))
+                            .with_host(StrBytes::from_static_str("*"))
+                            .with_operation(3)
+                            .with_permission_type(3),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| assert_eq!(r.results[0].error_code, 0, "CreateAcls v{v}"))
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DescribeAcls => {
+                    let r = DescribeAclsRequest::default()
+                        .with_resource_type_filter(2)
+                        .with_resource_name_filter(None)
+                        .with_pattern_type_filter(1)
+                        .with_principal_filter(Some(StrBytes::from_static_str("User:alice")))
+                        .with_host_filter(None)
+                        .with_operation(1)
+                        .with_permission_type(1);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            assert_eq!(r.error_code, 0, "DescribeAcls v{v}");
+                            assert!(!r.resources.is_empty(), "DescribeAcls v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
+                ApiKey::DeleteAcls => {
+                    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+                    let r = DeleteAclsRequest::default().with_filters(vec![
+                        DeleteAclsFilter::default()
+                            .with_resource_type_filter(2)
+                            .with_resource_name_filter(Some(StrBytes::from_string(format!(
+                                "acl-v{v}"
+                            ))))
+                            .with_pattern_type_filter(4)
+                            .with_principal_filter(None)
+                            .with_host_filter(None)
+                            .with_operation(1)
+                            .with_permission_type(1),
+                    ]);
+                    c.send_at(r, v)
+                        .await
+                        .map(|r| {
+                            let f = &r.filter_results[0];
+                            assert_eq!(f.error_code, 0, "DeleteAcls v{v}");
+                            assert_eq!(f.matching_acls.len(), 1, "DeleteAcls v{v}");
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!(
                     "{other:?} is advertised but this test does not cover it"
                 )),

@@ -8,7 +8,9 @@
 //! which runs concurrently while the reader moves on. Responses are still written in
 //! request order.
 
+mod acls;
 pub mod api_versions;
+mod authorize;
 mod configs;
 mod coordinator;
 mod fetch;
@@ -77,8 +79,19 @@ pub async fn dispatch(
     body: RequestKind,
 ) -> Reply {
     let version = header.request_api_version;
+    if let Some(hook) = &broker.config().test_principal
+        && let Some(p) = (hook.0)(header.client_id.as_deref())
+    {
+        session.principal = p;
+    }
+    let access = crate::authz::Access::new(broker, session, header, api);
+    let (body, post) = match authorize::before(access, version, body).await {
+        authorize::Gate::Respond(r) => return Reply::Now(r),
+        authorize::Gate::Close => return Reply::Close,
+        authorize::Gate::Pass(body, post) => (body, post),
+    };
     let peer = session.peer;
-    match body {
+    let reply = match body {
         RequestKind::ApiVersions(r) => {
             Reply::Now(ResponseKind::ApiVersions(api_versions::handle(&r)))
         }
@@ -191,6 +204,15 @@ pub async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => Reply::Now(
             ResponseKind::AlterUserScramCredentials(scram::alter(broker, session, header, r).await),
         ),
+        RequestKind::CreateAcls(r) => Reply::Now(ResponseKind::CreateAcls(
+            acls::create(broker, access, r).await,
+        )),
+        RequestKind::DescribeAcls(r) => Reply::Now(ResponseKind::DescribeAcls(
+            acls::describe(broker, access, r).await,
+        )),
+        RequestKind::DeleteAcls(r) => Reply::Now(ResponseKind::DeleteAcls(
+            acls::delete(broker, access, r).await,
+        )),
         other => {
             // The decoder only lets through what `api_versions::SUPPORTED` lists, and every
             // entry there has an arm above; reaching this is a bug in this file.
@@ -201,7 +223,8 @@ pub async fn dispatch(
             );
             Reply::None
         }
-    }
+    };
+    authorize::after(reply, post)
 }
 
 /// Runs blocking storage work (file creation, fsync) off the async workers.

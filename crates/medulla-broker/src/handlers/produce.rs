@@ -207,6 +207,13 @@ fn client_batch_policy(
     acks: i16,
     version: i16,
 ) -> Result<Option<SchemaRules>, (i16, String)> {
+    // The audit trail is written by the broker alone, as Kafka's internal topics are.
+    if crate::audit::is_protected(topic) {
+        return Err((
+            ResponseError::InvalidTopicException.code(),
+            format!("Cannot append to internal topic {topic}"),
+        ));
+    }
     // Kafka's ProduceRequest.validateRecords for v3+: exactly one batch per partition,
     // and zstd only from v7.
     if records.is_empty() {
@@ -318,7 +325,7 @@ fn client_batch_policy(
 type SchemaRules = (medulla_log::SchemaValidation, Arc<dyn SchemaIdCheck>);
 
 /// Whether any partition of `request` carries a transactional batch.
-fn has_transactional_batch(request: &ProduceRequest) -> bool {
+pub(crate) fn has_transactional_batch(request: &ProduceRequest) -> bool {
     request
         .topic_data
         .iter()
@@ -358,6 +365,14 @@ async fn verify_transactional(
 }
 
 /// Answers every partition of `request` with `code`, appending nothing.
+/// Every partition of `request` refused with `code` (authorization refusals).
+pub(crate) fn refused(request: ProduceRequest, code: i16) -> ProduceResponse {
+    match refuse_all(request, code, None) {
+        Reply::Now(ResponseKind::Produce(r)) => r,
+        _ => ProduceResponse::default(),
+    }
+}
+
 fn refuse_all(request: ProduceRequest, code: i16, message: Option<&str>) -> Reply {
     let topics = request
         .topic_data

@@ -222,6 +222,17 @@ pub async fn delete(
             responses.push(result.with_error_code(code.code()));
             continue;
         };
+        if crate::audit::is_protected(&meta.name) {
+            responses.push(
+                result
+                    .with_error_code(ResponseError::PolicyViolation.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "{} is the audit trail and cannot be deleted",
+                        meta.name
+                    )))),
+            );
+            continue;
+        }
         let log = broker.log().clone();
         let topic = meta.name.clone();
         let outcome = blocking(move || log.delete_topic(&topic)).await;
@@ -325,6 +336,15 @@ pub async fn delete_records(
         for p in topic.partitions {
             let result =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            if crate::audit::is_protected(&topic.name) {
+                // The audit trail shrinks only by its retention.
+                partitions.push(
+                    result
+                        .with_low_watermark(-1)
+                        .with_error_code(ResponseError::PolicyViolation.code()),
+                );
+                continue;
+            }
             let Some(log) = broker.log().partition(&topic.name.0, p.partition_index) else {
                 partitions.push(
                     result
