@@ -42,6 +42,9 @@ pub const SCRAM_ITERATIONS_MIN: u32 = 4096;
 /// a server asking for more would make every connection burn CPU.
 pub const SCRAM_ITERATIONS_MAX: u32 = 16_384;
 
+/// Bytes of random salt in a new SCRAM credential.
+pub const SCRAM_SALT_BYTES: usize = 32;
+
 /// Random bytes in a SCRAM client nonce (base64-encoded on the wire).
 pub const SCRAM_NONCE_BYTES: usize = 24;
 

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::limits::{SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_NONCE_BYTES};
+use crate::limits::{
+    SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_NONCE_BYTES, SCRAM_SALT_BYTES,
+};
 
 /// A SASL mechanism this client speaks, by its Kafka name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +138,44 @@ impl ScramHash {
                 out.to_vec()
             }
         }
+    }
+}
+
+/// What AlterUserScramCredentials sends for one user and mechanism: the client salts
+/// and hashes, so the password itself never reaches the broker.
+#[derive(Clone, Debug)]
+pub struct ScramUpsertion {
+    /// Random salt ([`SCRAM_SALT_BYTES`] bytes).
+    pub salt: Vec<u8>,
+    /// Hi(password, salt, iterations).
+    pub salted_password: Vec<u8>,
+    /// The iteration count.
+    pub iterations: u32,
+}
+
+impl ScramHash {
+    /// A new credential for `password`: a fresh random salt, then PBKDF2, as Kafka's
+    /// `kafka-configs --alter --add-config 'SCRAM-SHA-512=[password=…]'` computes it.
+    pub fn new_credential(
+        self,
+        password: &str,
+        iterations: u32,
+    ) -> Result<ScramUpsertion, SaslError> {
+        if !(SCRAM_ITERATIONS_MIN..=SCRAM_ITERATIONS_MAX).contains(&iterations) {
+            return Err(err(format!(
+                "{} iterations must be between {SCRAM_ITERATIONS_MIN} and \
+                 {SCRAM_ITERATIONS_MAX}, not {iterations}",
+                self.mechanism_name()
+            )));
+        }
+        let mut salt = vec![0u8; SCRAM_SALT_BYTES];
+        getrandom::fill(&mut salt).map_err(|e| err(format!("no randomness for a salt: {e}")))?;
+        let salted_password = self.salted_password(password.as_bytes(), &salt, iterations);
+        Ok(ScramUpsertion {
+            salt,
+            salted_password,
+            iterations,
+        })
     }
 }
 
@@ -531,6 +571,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.initial().unwrap(), b"n,,n=a=3Db=2Cc,r=n");
+    }
+
+    #[test]
+    fn new_credentials_are_salted_afresh() {
+        let a = ScramHash::Sha512.new_credential("pw", 4096).unwrap();
+        let b = ScramHash::Sha512.new_credential("pw", 4096).unwrap();
+        assert_eq!(a.salt.len(), 32);
+        assert_ne!(a.salt, b.salt);
+        assert_eq!(a.salted_password.len(), 64);
+        assert_eq!(
+            a.salted_password,
+            ScramHash::Sha512.salted_password(b"pw", &a.salt, 4096)
+        );
+        assert!(ScramHash::Sha256.new_credential("pw", 100).is_err());
+        assert!(ScramHash::Sha256.new_credential("pw", 20_000).is_err());
     }
 
     #[test]
