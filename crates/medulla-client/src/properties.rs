@@ -15,7 +15,6 @@
 //! are refused with a message saying how to convert them.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use crate::limits::PROPERTIES_BYTES_MAX;
@@ -56,18 +55,8 @@ impl ClientConfig {
     /// properties win over earlier ones; `bootstrap.servers` in the file is ignored (the
     /// bootstrap given to the tool wins, as in Kafka's tools).
     pub fn with_properties_file(mut self, path: &Path) -> Result<ClientConfig, ClientError> {
-        let file = std::fs::File::open(path)
+        let text = crate::tls::read_config_file(path, PROPERTIES_BYTES_MAX)
             .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
-        let mut text = Vec::new();
-        file.take(PROPERTIES_BYTES_MAX as u64 + 1)
-            .read_to_end(&mut text)
-            .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
-        if text.len() > PROPERTIES_BYTES_MAX {
-            return Err(config_error(format!(
-                "{}: larger than {PROPERTIES_BYTES_MAX} bytes",
-                path.display()
-            )));
-        }
         let map = java_properties::read(text.as_slice())
             .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
         let translated = translate(&map.into_iter().collect())
@@ -136,7 +125,7 @@ fn store_type(key: &str, declared: Option<&str>) -> Result<(), String> {
             "{key} needs {prefix}.type=PEM ({} stores are not supported: convert with \
              `keytool -importkeystore -deststoretype PKCS12` then \
              `openssl pkcs12 -nodes` to PEM)",
-            declared.unwrap_or("JKS, the Java default,")
+            declared.unwrap_or("JKS (the Java default)")
         )),
     }
 }

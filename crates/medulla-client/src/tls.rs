@@ -46,17 +46,19 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Reads a PEM file, refusing one larger than [`PEM_BYTES_MAX`].
 fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, ClientError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| config_error(format!("{key}={}: {e}", path.display())))?;
+    read_config_file(path, PEM_BYTES_MAX)
+        .map_err(|e| config_error(format!("{key}={}: {e}", path.display())))
+}
+
+/// Reads a configuration file of at most `bytes_max` bytes.
+pub(crate) fn read_config_file(path: &Path, bytes_max: usize) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
-    file.take(PEM_BYTES_MAX as u64 + 1)
+    file.take(bytes_max as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| config_error(format!("{key}={}: {e}", path.display())))?;
-    if bytes.len() > PEM_BYTES_MAX {
-        return Err(config_error(format!(
-            "{key}={}: larger than {PEM_BYTES_MAX} bytes",
-            path.display()
-        )));
+        .map_err(|e| e.to_string())?;
+    if bytes.len() > bytes_max {
+        return Err(format!("larger than {bytes_max} bytes"));
     }
     Ok(bytes)
 }
