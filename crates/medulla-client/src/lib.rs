@@ -128,3 +128,23 @@ fn unreachable_identity() -> Identity {
         leader_eligible: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn librdkafka_gets_the_properties_it_knows_and_the_last_one_wins() {
+        let cfg = ClientConfig::new("h:1")
+            .with_property("security.protocol", "SASL_SSL")
+            .with_property("sasl.mechanism", "OAUTHBEARER")
+            .with_property("sasl.oauthbearer.token", "a.b.c")
+            .with_property("security.protocol", "SSL");
+        let rd = cfg.rdkafka(&[("security.protocol", "plaintext")]);
+        assert_eq!(rd.get("bootstrap.servers"), Some("h:1"));
+        assert_eq!(rd.get("security.protocol"), Some("SSL"));
+        assert_eq!(rd.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(rd.get("sasl.oauthbearer.token"), None);
+        assert_eq!(cfg.property("security.protocol"), Some("SSL"));
+    }
+}
