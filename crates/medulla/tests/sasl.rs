@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use medulla_auth::credentials::ScramMechanism;
-use medulla_auth::sasl::scram::client::ScramClient;
+use medulla_client::sasl::{Credentials, Mechanism, SaslClient};
 use rdkafka::ClientContext;
 use rdkafka::client::OAuthToken;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -440,15 +440,21 @@ fn bad_sasl_input_ends_only_its_connection() {
     assert!(admin.metadata().is_some());
     let mut c = Raw::connect(&broker.addr);
     assert_eq!(c.handshake("SCRAM-SHA-256").error_code, 0);
-    let mut client = ScramClient::new(ScramMechanism::Sha256, "bob", "bob-secret", "rawnonce");
-    let first = c.authenticate(client.first().as_bytes(), 2);
+    // The client of medulla-client, which checks the server's signature.
+    let mut client = SaslClient::new(
+        Mechanism::ScramSha256,
+        Credentials::Password {
+            username: "bob".into(),
+            password: "bob-secret".into(),
+        },
+    )
+    .unwrap();
+    let first = c.authenticate(&client.initial().unwrap(), 2);
     assert_eq!(first.error_code, 0);
-    let last = client
-        .last(std::str::from_utf8(&first.auth_bytes).unwrap())
-        .unwrap();
-    let done = c.authenticate(last.as_bytes(), 2);
+    let last = client.step(&first.auth_bytes).unwrap().unwrap();
+    let done = c.authenticate(&last, 2);
     assert_eq!(done.error_code, 0, "{:?}", done.error_message);
-    assert!(client.verify(std::str::from_utf8(&done.auth_bytes).unwrap()));
+    assert_eq!(client.step(&done.auth_bytes).unwrap(), None);
     assert!(c.metadata().is_some());
 }
 
