@@ -4,6 +4,7 @@
 
 mod acl;
 mod group;
+mod registry_security;
 mod schema;
 mod serve;
 mod topic;

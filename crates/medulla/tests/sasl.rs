@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::jwt::Issuer;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -460,33 +462,6 @@ fn bad_sasl_input_ends_only_its_connection() {
 
 // ---------------------------------------------------------------------------------
 // OAUTHBEARER.
-
-struct Issuer {
-    key: jsonwebtoken::EncodingKey,
-}
-
-impl Issuer {
-    /// A fresh ES256 key, published in `jwks` with kid `test-key`.
-    fn new(jwks: &std::path::Path) -> Issuer {
-        let pair = rcgen::KeyPair::generate().unwrap();
-        let key = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
-        let mut jwk =
-            jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
-                .unwrap();
-        jwk.common.key_id = Some("test-key".into());
-        let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
-        std::fs::write(jwks, serde_json::to_vec(&set).unwrap()).unwrap();
-        Issuer { key }
-    }
-
-    fn token(&self, sub: &str, aud: &str, exp_in_s: i64) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("test-key".into());
-        let now = now_ms() / 1000;
-        let claims = serde_json::json!({"sub": sub, "aud": aud, "iss": "https://idp.test", "iat": now, "exp": now + exp_in_s});
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
-}
 
 fn bearer(token: &str) -> Vec<u8> {
     format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
