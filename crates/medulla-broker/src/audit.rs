@@ -42,12 +42,12 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Creates the audit topic unless it exists and starts the writer task, which ends
-    /// when every handle is dropped.
-    pub fn open(log: Arc<LogManager>) -> Result<AuditLog, LogError> {
+    /// (letting go of the log) when every handle is dropped.
+    pub fn open(log: Arc<LogManager>) -> Result<(AuditLog, tokio::task::JoinHandle<()>), LogError> {
         ensure_topic(&log)?;
         let (queue, rx) = mpsc::channel(limits::AUDIT_QUEUE_MAX);
-        tokio::spawn(write_loop(log, rx));
-        Ok(AuditLog { queue })
+        let writer = tokio::spawn(write_loop(log, rx));
+        Ok((AuditLog { queue }, writer))
     }
 
     /// Records `event` and returns once it is durable.
@@ -192,7 +192,7 @@ mod tests {
     async fn events_are_written_in_order_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_test_log(dir.path());
-        let audit = AuditLog::open(log.clone()).unwrap();
+        let (audit, _writer) = AuditLog::open(log.clone()).unwrap();
         let mut waits = Vec::new();
         for i in 0..50 {
             let mut e = AuditEvent::now(Category::Change, Outcome::Success);
@@ -228,7 +228,7 @@ mod tests {
     async fn a_long_field_is_cut_and_the_event_still_written() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_test_log(dir.path());
-        let audit = AuditLog::open(log.clone()).unwrap();
+        let (audit, _writer) = AuditLog::open(log.clone()).unwrap();
         let mut e = AuditEvent::now(Category::Authentication, Outcome::Failure);
         e.detail = "é".repeat(100_000);
         audit.record(e).await.unwrap();
@@ -244,7 +244,7 @@ mod tests {
     async fn a_write_that_fails_fails_the_caller() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_test_log(dir.path());
-        let audit = AuditLog::open(log.clone()).unwrap();
+        let (audit, _writer) = AuditLog::open(log.clone()).unwrap();
         audit
             .record(AuditEvent::now(Category::Change, Outcome::Success))
             .await

@@ -57,6 +57,7 @@ pub struct Running {
     log: Arc<LogManager>,
     groups: Arc<groups::coordinator::Coordinator>,
     broker: Broker,
+    audit_writer: tokio::task::JoinHandle<()>,
 }
 
 /// A listener that is accepting connections.
@@ -155,7 +156,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         Arc::new(SystemClock),
     ));
     // The audit trail exists before anything that could be audited happens.
-    let audit = audit::AuditLog::open(log.clone())?;
+    let (audit, audit_writer) = audit::AuditLog::open(log.clone())?;
     // Transactions a crash left prepared are completed before anyone is served.
     txn.recover().await;
     let cluster_id =
@@ -267,6 +268,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         log,
         groups: coordinator,
         broker,
+        audit_writer,
     })
 }
 
@@ -389,10 +391,28 @@ impl Running {
 
     /// Stops accepting, lets in-flight requests finish, flushes and closes the log.
     pub async fn shutdown(self) -> Result<(), medulla_log::LogError> {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-        let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.close())
+        let Running {
+            shutdown,
+            task,
+            log,
+            broker,
+            audit_writer,
+            ..
+        } = self;
+        let _ = shutdown.send(true);
+        let _ = task.await;
+        // The audit writer ends once the last broker handle is gone (the platform
+        // services of this process are stopped before the broker), so that the data
+        // directory's lock goes with the log.
+        drop(broker);
+        if tokio::time::timeout(Duration::from_secs(10), audit_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the audit writer is still held by a broker handle");
+        }
+        let closing = log.clone();
+        tokio::task::spawn_blocking(move || closing.close())
             .await
             .map_err(|e| medulla_log::LogError::Io(std::io::Error::other(e.to_string())))?
     }

@@ -552,6 +552,25 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
             }
             let denied = refused(&denied_topics, TOPIC_DENIED);
             r.topics = kept;
+            // A commit outside any generation is an administrative one (offset resets,
+            // `medulla group reset`, standalone consumers): recorded as a change.
+            if r.generation_id_or_member_epoch < 0
+                && !r.topics.is_empty()
+                && let Err(code) = access
+                    .record_change(
+                        Op::Read,
+                        Rt::Group,
+                        &r.group_id,
+                        "commit offsets outside a generation",
+                    )
+                    .await
+            {
+                let mut all = refused(&r.topics, code);
+                all.extend(denied);
+                return Gate::Respond(ResponseKind::OffsetCommit(
+                    OffsetCommitResponse::default().with_topics(all),
+                ));
+            }
             with_extra(RequestKind::OffsetCommit(r), denied, |b, d| {
                 if let ResponseKind::OffsetCommit(b) = b {
                     b.topics.extend(d)
@@ -1075,6 +1094,7 @@ fn is_change(api: ApiKey) -> bool {
             | ApiKey::IncrementalAlterConfigs
             | ApiKey::DeleteGroups
             | ApiKey::OffsetDelete
+            | ApiKey::OffsetCommit
     )
 }
 
