@@ -402,3 +402,96 @@ async fn replaced_certificate_files_are_served_to_new_connections_without_restar
     assert!(answered);
     assert_eq!(served.as_deref(), Some(rotated.as_slice()));
 }
+
+/// The schema registry over HTTPS (`--registry-listen https://…`) with the broker's
+/// `ssl.*` keystore: a TLS client gets Confluent's answer; plain HTTP to that port gets
+/// no answer; and with a secured broker the same TLS connection is refused with 401
+/// until it carries credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_serves_https_with_the_broker_keystore() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let keystore = format!("ssl.keystore.location={}", pki.keystore.display());
+    let m = Medulla::start(
+        &dir.path().join("data"),
+        &[
+            "--registry-listen",
+            "https://127.0.0.1:0",
+            "--override",
+            "ssl.keystore.type=PEM",
+            "--override",
+            &keystore,
+            "--override",
+            "authorizer.class.name=medulla",
+            "--override",
+            "super.users=User:ANONYMOUS",
+            "--override",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    );
+    let url = m.registry.clone().unwrap();
+    let addr = url
+        .strip_prefix("https://")
+        .expect("an https URL")
+        .to_owned();
+    let ca = std::fs::read_to_string(pki.ca_file()).unwrap();
+    let connector = rustls_client(&ca, None);
+    let get = |path: &'static str, auth: Option<String>| {
+        let connector = connector.clone();
+        let addr = addr.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+            let auth = auth
+                .map(|a| format!("Authorization: {a}\r\n"))
+                .unwrap_or_default();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+            );
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let mut response = Vec::new();
+            tokio::time::timeout(DEADLINE, tls.read_to_end(&mut response))
+                .await
+                .expect("a response within the deadline")
+                .ok();
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    };
+    // A secured broker (an authorizer): the registry wants credentials.
+    let response = get("/schemas/types", None).await;
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("40101"), "{response}");
+    // A SCRAM user made through the CLI over PLAINTEXT (ANONYMOUS is a super user).
+    let (ok, _, err) = common::cli(&[
+        "user",
+        "add",
+        "carol",
+        "--mechanism",
+        "SCRAM-SHA-512",
+        "--password",
+        "carol-pw",
+        "--bootstrap",
+        &m.addr,
+    ]);
+    assert!(ok, "{err}");
+    let basic = format!(
+        "Basic {}",
+        medulla_auth::credentials::base64_encode(b"carol:carol-pw")
+    );
+    let response = get("/schemas/types", Some(basic)).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("AVRO"), "{response}");
+    // Plain HTTP on the HTTPS port: no HTTP answer.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /schemas/types HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, tcp.read_to_end(&mut response)).await;
+    assert!(
+        !response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+}
