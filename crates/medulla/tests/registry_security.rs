@@ -1,17 +1,12 @@
 //! The schema registry with security on (issue 6): HTTP Basic against the broker's SCRAM
 //! users, bearer JWTs, access decided by the broker's ACLs on the subject's topic, 401 /
-//! 403 with JSON bodies, every refusal and change in the audit trail; and an operation
-//! refused when its audit event cannot be written.
+//! 403 with JSON bodies, every refusal and change in the audit trail.
 
 mod common;
 
-use std::time::Duration;
-
 use common::jwt::Issuer;
 use common::registry::{Api, error_code};
-use common::{Medulla, cli, client_config, wait_for};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use common::{Medulla, audit_events, cli};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -21,36 +16,6 @@ fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         medulla_auth::credentials::base64_encode(pair.as_bytes())
     )
-}
-
-/// Every audit event so far, read as the super user `User:ANONYMOUS` over PLAINTEXT.
-fn audit_events(bootstrap: &str) -> Vec<Value> {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set("group.id", format!("audit-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["_medulla_audit"]).unwrap();
-    let mut events = Vec::new();
-    let mut idle = 0;
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    while idle < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the audit topic was not read in time"
-        );
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                idle = 0;
-                events.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
-            }
-            Some(Err(e)) => panic!("{e}"),
-            None if events.is_empty() => {}
-            None => idle += 1,
-        }
-    }
-    events
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,44 +183,4 @@ async fn the_registry_authenticates_authorizes_and_audits() {
             && e["action"] == "CreateAcls"),
         "{events:#?}"
     );
-}
-
-/// The audit trail is lost under the broker (its partition directory removed, with a
-/// segment roll due on every write): an administrative change is refused with
-/// KAFKA_STORAGE_ERROR and not made.
-#[test]
-fn an_operation_is_refused_when_its_audit_event_cannot_be_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let m = Medulla::start(
-        &data,
-        &[
-            "--override",
-            "authorizer.class.name=medulla",
-            "--override",
-            "super.users=User:ANONYMOUS",
-            // Every append to a non-empty segment rolls a new one.
-            "--override",
-            "log.roll.ms=1",
-        ],
-    );
-    let b = m.addr.as_str();
-    let (ok, _, err) = cli(&["topic", "create", "admissions", "--bootstrap", b]);
-    assert!(ok, "{err}");
-    let audit_dir = data.join("topics").join("_medulla_audit");
-    assert!(audit_dir.is_dir(), "{}", audit_dir.display());
-    std::fs::remove_dir_all(&audit_dir).unwrap();
-    let (ok, _, err) = cli(&["topic", "create", "discharges", "--bootstrap", b]);
-    assert!(!ok);
-    assert!(err.contains("KAFKA_STORAGE_ERROR"), "{err}");
-    let (ok, out, _) = cli(&["topic", "list", "--exclude-internal", "--bootstrap", b]);
-    assert!(ok);
-    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["admissions"]);
-    // Nothing audited, nothing done: the deletion is refused too, and the topic stays.
-    let (ok, _, err) = cli(&["topic", "delete", "admissions", "--bootstrap", b]);
-    assert!(!ok && err.contains("KAFKA_STORAGE_ERROR"), "{err}");
-    wait_for("the broker to still answer", || {
-        let (ok, out, _) = cli(&["topic", "list", "--exclude-internal", "--bootstrap", b]);
-        (ok && out.contains("admissions")).then_some(())
-    });
 }

@@ -359,3 +359,39 @@ pub fn encode_batch(records: &[kafka_protocol::records::Record]) -> bytes::Bytes
     .expect("encode a record batch");
     buf.freeze()
 }
+
+/// Every event in the audit trail so far (`_medulla_audit`, one JSON object per record),
+/// read over PLAINTEXT as `User:ANONYMOUS` (a super user, or a broker without an
+/// authorizer).
+#[allow(dead_code)] // each test binary uses its own part of the harness
+pub fn audit_events(bootstrap: &str) -> Vec<serde_json::Value> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", format!("audit-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["_medulla_audit"]).unwrap();
+    let mut events = Vec::new();
+    let mut idle = 0;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    // Until three polls in a row find nothing after the first event.
+    while idle < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit topic was not read in time"
+        );
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                events.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+            }
+            Some(Err(e)) => panic!("{e}"),
+            None if events.is_empty() => {}
+            None => idle += 1,
+        }
+    }
+    events
+}
