@@ -275,20 +275,6 @@ impl Who {
     }
 }
 
-/// A test's stand-in for authentication (see `BrokerConfig::test_principal`): given a
-/// request's client id, the principal to act as (`None`: leave the session's).
-#[derive(Clone)]
-pub struct PrincipalHook(pub Arc<PrincipalFn>);
-
-/// What a [`PrincipalHook`] calls.
-pub type PrincipalFn = dyn Fn(Option<&str>) -> Option<medulla_auth::Principal> + Send + Sync;
-
-impl std::fmt::Debug for PrincipalHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PrincipalHook")
-    }
-}
-
 /// The authorizer a started broker uses, from its config: `None` when authorization is
 /// off. Loads `<data_dir>/acls.json`; a damaged file is an error.
 pub(crate) fn open(

@@ -810,10 +810,6 @@ pub struct BrokerConfig {
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`:
     /// `None` when authorization is off.
     pub authorizer: Option<medulla_auth::acl::AuthorizerConfig>,
-    /// Tests only (no key sets it): names the principal of each request on a
-    /// connection that has not authenticated, so in-process tests can act as several
-    /// principals over PLAINTEXT.
-    pub test_principal: Option<crate::authz::PrincipalHook>,
 }
 
 impl BrokerConfig {
@@ -1149,7 +1145,6 @@ impl BrokerConfig {
                 zero_copy: true,
                 schema_check: None,
                 authorizer: crate::authz::parse_config(props)?,
-                test_principal: None,
             },
             warnings,
         ))

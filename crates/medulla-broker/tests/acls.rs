@@ -1,10 +1,12 @@
 //! ACLs end to end in process (issue 6): a real broker with authorization on, raw
-//! requests encoded by kafka-protocol over real sockets. Until SASL lands, a request's
-//! principal comes from its client id through the test-only `BrokerConfig::test_principal`
-//! hook (`User:<client id>`); everything after that is the broker's real path.
+//! requests encoded by kafka-protocol over real sockets. Every principal really
+//! authenticates: the broker's first listener is SASL_PLAINTEXT with PLAIN static users,
+//! and each test connection sends ApiVersions, SaslHandshake (PLAIN) and
+//! SaslAuthenticate before its first request. A second, PLAINTEXT listener serves
+//! `User:ANONYMOUS`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -16,19 +18,19 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
-    DescribeAclsRequest, DescribeAclsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupId, InitProducerIdRequest, InitProducerIdResponse,
-    JoinGroupRequest, JoinGroupResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    TopicName, TransactionalId,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateAclsRequest, CreateAclsResponse,
+    DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse, FetchRequest,
+    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use medulla_auth::Principal;
-use medulla_broker::authz::PrincipalHook;
+use medulla_broker::session::SecurityProtocol;
 use medulla_broker::{BrokerConfig, Running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -58,19 +60,44 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
+/// PLAIN's static users: every principal the tests act as.
+const USERS: &[(&str, &str)] = &[
+    ("admin", "admin-secret"),
+    ("alice", "alice-secret"),
+    ("bob", "bob-secret"),
+];
+
 async fn start_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> Running {
+    let jaas = USERS.iter().fold(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required".to_owned(),
+        |jaas, (user, password)| format!("{jaas} user_{user}=\"{password}\""),
+    ) + ";";
     let mut props = BTreeMap::from([
         ("log.dirs".to_owned(), dir.display().to_string()),
-        ("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned()),
+        (
+            "listeners".to_owned(),
+            "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".to_owned(),
+        ),
+        (
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config".to_owned(),
+            jaas,
+        ),
     ]);
     for (k, v) in extra {
         props.insert((*k).to_owned(), (*v).to_owned());
     }
-    let (mut config, _) = BrokerConfig::from_properties(&props).unwrap();
-    config.test_principal = Some(PrincipalHook(Arc::new(|client_id: Option<&str>| {
-        client_id.filter(|c| !c.is_empty()).map(Principal::user)
-    })));
+    let (config, _) = BrokerConfig::from_properties(&props).unwrap();
     medulla_broker::start(config).await.unwrap()
+}
+
+/// The address of the broker's listener for `protocol`.
+fn listener(broker: &Running, protocol: SecurityProtocol) -> SocketAddr {
+    broker
+        .listeners
+        .iter()
+        .find(|l| l.protocol == protocol)
+        .map(|l| l.addr)
+        .unwrap()
 }
 
 const SECURE: &[(&str, &str)] = &[
@@ -143,7 +170,7 @@ fn acl(
         .with_permission_type(permission)
 }
 
-/// One connection acting as `User:<client id>`.
+/// One connection, acting as the user it authenticated as (or `User:ANONYMOUS`).
 struct Client {
     stream: TcpStream,
     client_id: String,
@@ -151,10 +178,54 @@ struct Client {
 }
 
 impl Client {
-    async fn connect(broker: &Running, principal: &str) -> Client {
+    /// Authenticates as `user` (one of [`USERS`]) on the SASL_PLAINTEXT listener; the
+    /// client id is the user's name too, which grants nothing.
+    async fn connect(broker: &Running, user: &str) -> Client {
+        Client::login(broker, user, user).await
+    }
+
+    /// Authenticates as `user` with PLAIN, sending `client_id` in every header.
+    async fn login(broker: &Running, user: &str, client_id: &str) -> Client {
+        let password = USERS
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, p)| *p)
+            .unwrap();
+        let mut c =
+            Client::open(listener(broker, SecurityProtocol::SaslPlaintext), client_id).await;
+        let versions: ApiVersionsResponse = c
+            .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+            .await;
+        assert_eq!(versions.error_code, NONE);
+        let handshake: SaslHandshakeResponse = c
+            .send(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+            )
+            .await;
+        assert_eq!(handshake.error_code, NONE);
+        let auth: SaslAuthenticateResponse = c
+            .send(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(Bytes::from(format!("\0{user}\0{password}"))),
+            )
+            .await;
+        assert_eq!(auth.error_code, NONE, "{:?}", auth.error_message);
+        c
+    }
+
+    /// `User:ANONYMOUS` on the PLAINTEXT listener, sending `client_id`.
+    async fn anonymous(broker: &Running, client_id: &str) -> Client {
+        Client::open(listener(broker, SecurityProtocol::Plaintext), client_id).await
+    }
+
+    async fn open(addr: SocketAddr, client_id: &str) -> Client {
         Client {
-            stream: TcpStream::connect(broker.local_addr).await.unwrap(),
-            client_id: principal.to_owned(),
+            stream: TcpStream::connect(addr).await.unwrap(),
+            client_id: client_id.to_owned(),
             correlation_id: 0,
         }
     }
@@ -756,5 +827,47 @@ async fn topic_administration_needs_create_and_delete() {
         ]
     );
     assert!(broker.log().topic("billing").is_some());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_principal_is_who_authenticated_never_the_client_id() {
+    let (_dir, broker) = secure().await;
+    // Alice calling herself "admin" is still alice…
+    let mut alice = Client::login(&broker, "alice", "admin").await;
+    assert_eq!(
+        alice
+            .create_acls(vec![acl(
+                TOPIC,
+                "billing",
+                LITERAL,
+                "User:alice",
+                ALL,
+                ALLOW
+            )])
+            .await,
+        vec![CLUSTER_AUTHORIZATION_FAILED]
+    );
+    assert_eq!(alice.fetch("billing").await, TOPIC_AUTHORIZATION_FAILED);
+    // …and so is an unauthenticated connection: User:ANONYMOUS, whatever its client id.
+    let mut anonymous = Client::anonymous(&broker, "admin").await;
+    assert_eq!(anonymous.fetch("billing").await, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(anonymous.metadata(None).await, vec![]);
+    let mut admin = Client::connect(&broker, "admin").await;
+    assert_eq!(
+        admin
+            .create_acls(vec![acl(
+                TOPIC,
+                "billing",
+                LITERAL,
+                "User:ANONYMOUS",
+                READ,
+                ALLOW
+            )])
+            .await,
+        vec![NONE]
+    );
+    assert_eq!(anonymous.fetch("billing").await, NONE);
+    assert_eq!(alice.fetch("billing").await, TOPIC_AUTHORIZATION_FAILED);
     broker.shutdown().await.unwrap();
 }

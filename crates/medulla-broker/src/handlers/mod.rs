@@ -79,11 +79,6 @@ pub async fn dispatch(
     body: RequestKind,
 ) -> Reply {
     let version = header.request_api_version;
-    if let Some(hook) = &broker.config().test_principal
-        && let Some(p) = (hook.0)(header.client_id.as_deref())
-    {
-        session.principal = p;
-    }
     let access = crate::authz::Access::new(broker, session, header, api);
     let (body, post) = match authorize::before(access, version, body).await {
         authorize::Gate::Respond(r) => return Reply::Now(r),
