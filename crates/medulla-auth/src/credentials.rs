@@ -279,12 +279,21 @@ impl std::fmt::Debug for CredentialStore {
     }
 }
 
+/// User names Medulla keeps for its own services (the embedded platform services'
+/// in-memory credential on the internal listener): no SCRAM user may take one.
+pub const RESERVED_USER_PREFIX: &str = "_medulla";
+
 /// Checks a change's values as Kafka's `AlterUserScramCredentials` does.
 pub fn check_upsert(user: &str, salt: &[u8], iterations: u32) -> Result<(), CredentialError> {
     if user.is_empty() {
         return Err(CredentialError::Unacceptable(
             "Username must not be empty".into(),
         ));
+    }
+    if user.starts_with(RESERVED_USER_PREFIX) {
+        return Err(CredentialError::Unacceptable(format!(
+            "User names starting with {RESERVED_USER_PREFIX} are reserved for Medulla's own services"
+        )));
     }
     if user.len() > USER_NAME_BYTES_MAX {
         return Err(CredentialError::Unacceptable(format!(

@@ -56,6 +56,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
     log: Arc<LogManager>,
     groups: Arc<groups::coordinator::Coordinator>,
+    broker: Broker,
 }
 
 /// A listener that is accepting connections.
@@ -251,8 +252,9 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         rx.clone(),
     ));
     let txn_timers = tokio::spawn(txn_timers(txn, rx.clone()));
+    let serving = broker.clone();
     let task = tokio::spawn(async move {
-        server::run(broker, bound, rx).await;
+        server::run(serving, bound, rx).await;
         retention.abort();
         group_timers.abort();
         txn_timers.abort();
@@ -264,6 +266,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, StartError> {
         task,
         log,
         groups: coordinator,
+        broker,
     })
 }
 
@@ -367,6 +370,12 @@ async fn txn_timers(
 }
 
 impl Running {
+    /// The broker's shared state: what the platform services of the same process use
+    /// for the security model (credentials, ACLs, the audit trail).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
     /// The storage engine, for in-process tests that reach under the protocol.
     pub fn log(&self) -> &Arc<LogManager> {
         &self.log

@@ -53,7 +53,7 @@ pub enum ClientError {
         group: String,
         /// Kafka's error code.
         code: i16,
-        /// Its name (`REBALANCE_IN_PROGRESS`-style, as kafka-protocol spells it).
+        /// Its name, as Kafka's `Errors` enum spells it (`REBALANCE_IN_PROGRESS`).
         name: String,
         /// Kafka's description of it.
         description: String,
@@ -74,6 +74,39 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
+    /// The broker refused the client's credentials (SaslHandshake or SaslAuthenticate
+    /// answered with an error code).
+    #[error("authentication with {mechanism} at broker {addr} failed: {name}: {message}")]
+    Authentication {
+        /// The broker address.
+        addr: String,
+        /// The SASL mechanism.
+        mechanism: String,
+        /// Kafka's error name (`SASL_AUTHENTICATION_FAILED`, `UNSUPPORTED_SASL_MECHANISM`…).
+        name: String,
+        /// The broker's message, or Kafka's description of the error.
+        message: String,
+    },
+    /// The client side of the SASL exchange failed: the broker's answer was malformed or
+    /// did not prove it knows the credential (a wrong SCRAM server signature).
+    #[error("SASL {mechanism} with broker {addr} failed: {detail}")]
+    Sasl {
+        /// The broker address.
+        addr: String,
+        /// The SASL mechanism.
+        mechanism: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The TLS handshake failed (untrusted or misnamed certificate, refused client
+    /// certificate, not a TLS listener).
+    #[error("TLS handshake with broker {addr} failed: {detail}")]
+    Tls {
+        /// The broker address.
+        addr: String,
+        /// rustls' reason.
+        detail: String,
+    },
     /// The configuration cannot be used.
     #[error("invalid client configuration: {0}")]
     Config(String),
@@ -92,10 +125,7 @@ pub enum ClientError {
 impl ClientError {
     /// A [`ClientError::Broker`] for a non-zero Kafka error code.
     pub(crate) fn broker(api: &'static str, group: &str, code: i16) -> ClientError {
-        let (name, description) = match kafka_protocol::ResponseError::try_from_code(code) {
-            Some(e) => (format!("{e:?}"), e.to_string()),
-            None => ("NONE".to_owned(), "no error".to_owned()),
-        };
+        let (name, description) = error_name_and_description(code);
         ClientError::Broker {
             api,
             group: group.to_owned(),
@@ -111,5 +141,49 @@ impl ClientError {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// Kafka's name of an error code, as its `Errors` enum spells it
+/// (`SASL_AUTHENTICATION_FAILED`), and its description.
+pub fn error_name_and_description(code: i16) -> (String, String) {
+    match kafka_protocol::ResponseError::try_from_code(code) {
+        Some(kafka_protocol::ResponseError::Unknown(_)) | None if code != 0 => (
+            format!("UNKNOWN({code})"),
+            format!("an error code this client does not know ({code})"),
+        ),
+        Some(e) => (upper_snake(&format!("{e:?}")), e.to_string()),
+        None => ("NONE".to_owned(), "no error".to_owned()),
+    }
+}
+
+/// `SaslAuthenticationFailed` → `SASL_AUTHENTICATION_FAILED`.
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_are_kafkas() {
+        assert_eq!(
+            error_name_and_description(58).0,
+            "SASL_AUTHENTICATION_FAILED"
+        );
+        assert_eq!(
+            error_name_and_description(29).0,
+            "TOPIC_AUTHORIZATION_FAILED"
+        );
+        assert_eq!(error_name_and_description(0).0, "NONE");
+        assert_eq!(error_name_and_description(-999).0, "UNKNOWN(-999)");
     }
 }

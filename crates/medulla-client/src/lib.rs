@@ -37,6 +37,9 @@
 pub mod election;
 pub mod error;
 pub mod limits;
+pub mod properties;
+pub mod sasl;
+pub mod tls;
 pub mod topic_log;
 pub mod wire;
 
@@ -45,8 +48,8 @@ pub use error::ClientError;
 pub use topic_log::{LogRecord, TopicLog};
 
 /// Where and how to connect: bootstrap servers plus extra librdkafka properties
-/// (security settings later: `security.protocol`, `sasl.*`, `ssl.*`), applied to every
-/// client this crate creates.
+/// (`security.protocol`, `sasl.*`, `ssl.*`, …), applied to every client this crate
+/// creates: librdkafka's and [`wire`]'s alike.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// `host:port[,host:port…]`.
@@ -72,13 +75,21 @@ impl ClientConfig {
             c.set(*k, *v);
         }
         for (k, v) in &self.properties {
-            c.set(k, v);
+            if !MEDULLA_ONLY_PROPERTIES.contains(&k.as_str()) {
+                c.set(k, v);
+            }
         }
         c
     }
 
-    /// The value of a user property, if set.
-    pub(crate) fn property(&self, key: &str) -> Option<&str> {
+    /// Adds a property (it wins over earlier ones of the same key).
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// The value of a user property, if set (the last one set wins).
+    pub fn property(&self, key: &str) -> Option<&str> {
         self.properties
             .iter()
             .rev()
@@ -86,6 +97,11 @@ impl ClientConfig {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// Properties [`wire`] reads that librdkafka does not know (it refuses unknown keys).
+/// `sasl.oauthbearer.token` is a static token for the CLI; librdkafka gets its tokens
+/// from `sasl.oauthbearer.method=oidc` instead.
+const MEDULLA_ONLY_PROPERTIES: &[&str] = &["sasl.oauthbearer.token"];
 
 /// The registry shares these across request handlers: they and their futures must be
 /// `Send` (and the handles `Sync`).
@@ -110,5 +126,25 @@ fn unreachable_identity() -> Identity {
         port: 0,
         scheme: String::new(),
         leader_eligible: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn librdkafka_gets_the_properties_it_knows_and_the_last_one_wins() {
+        let cfg = ClientConfig::new("h:1")
+            .with_property("security.protocol", "SASL_SSL")
+            .with_property("sasl.mechanism", "OAUTHBEARER")
+            .with_property("sasl.oauthbearer.token", "a.b.c")
+            .with_property("security.protocol", "SSL");
+        let rd = cfg.rdkafka(&[("security.protocol", "plaintext")]);
+        assert_eq!(rd.get("bootstrap.servers"), Some("h:1"));
+        assert_eq!(rd.get("security.protocol"), Some("SSL"));
+        assert_eq!(rd.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(rd.get("sasl.oauthbearer.token"), None);
+        assert_eq!(cfg.property("security.protocol"), Some("SSL"));
     }
 }

@@ -32,3 +32,30 @@ pub const READER_POLL: Duration = Duration::from_millis(100);
 
 const _: () = assert!(GROUP_JSON_BYTES_MAX < RESPONSE_BYTES_MAX);
 const _: () = assert!(RETRY_BACKOFF.as_millis() <= RETRY_BACKOFF_MAX.as_millis());
+
+/// Fewest SCRAM iterations this client accepts from a server (Kafka's
+/// `ScramMechanism.minIterations`, 4096 for both mechanisms): fewer would let a
+/// man in the middle cheapen a dictionary attack on the password.
+pub const SCRAM_ITERATIONS_MIN: u32 = 4096;
+
+/// Most SCRAM iterations this client computes (Kafka's `ScramMechanism.maxIterations`):
+/// a server asking for more would make every connection burn CPU.
+pub const SCRAM_ITERATIONS_MAX: u32 = 16_384;
+
+/// Bytes of random salt in a new SCRAM credential.
+pub const SCRAM_SALT_BYTES: usize = 32;
+
+/// Random bytes in a SCRAM client nonce (base64-encoded on the wire).
+pub const SCRAM_NONCE_BYTES: usize = 24;
+
+/// Most SaslAuthenticate round trips one authentication may take (SCRAM needs two,
+/// OAUTHBEARER's error path two).
+pub const SASL_ROUNDS_MAX: usize = 4;
+
+/// Largest PEM file (CA bundle, certificate chain, key) the TLS setup reads.
+pub const PEM_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Largest client properties file read by [`crate::ClientConfig::from_properties_file`].
+pub const PROPERTIES_BYTES_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(SCRAM_ITERATIONS_MIN <= SCRAM_ITERATIONS_MAX);

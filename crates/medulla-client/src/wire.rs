@@ -4,29 +4,36 @@
 //! librdkafka is used for everything else; it cannot join a group whose protocol type is
 //! not `consumer`, which is why [`crate::election`] needs this.
 //!
-//! Security seam: [`dial`] is the one place a socket is opened. Today it speaks
-//! plaintext only and refuses any other `security.protocol` by name; TLS and SASL
-//! (issue 6) wrap the stream there, and nothing above it changes.
+//! Security: [`dial`] opens the socket and, for `security.protocol` `ssl` / `sasl_ssl`,
+//! wraps it in TLS ([`crate::tls`]); [`Connection::open`] then learns the API versions
+//! and, for `sasl_plaintext` / `sasl_ssl`, authenticates with SaslHandshake v1 and
+//! SaslAuthenticate ([`crate::sasl`]), re-authenticating before the session lifetime
+//! the broker gave ends (KIP-368). The properties are librdkafka's names, so the same
+//! `ClientConfig` serves librdkafka and this client.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::limits::{REQUEST_TIMEOUT, RESPONSE_BYTES_MAX};
+use crate::error::error_name_and_description;
+use crate::limits::{REQUEST_TIMEOUT, RESPONSE_BYTES_MAX, SASL_ROUNDS_MAX};
+use crate::sasl::{Credentials, Mechanism, SaslClient};
 use crate::{ClientConfig, ClientError};
 
-/// A byte stream to a broker: a TCP socket now, TLS over it later.
+/// A byte stream to a broker: a TCP socket, or TLS over one.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Transport for T {}
 
-/// The client id sent in every request header.
+/// The client id sent in every request header unless `client.id` says otherwise.
 const CLIENT_ID: &str = "medulla-client";
 
 /// ApiVersions version asked: both Medulla (0–3) and Kafka 3/4 (0–3 / 0–4) serve it.
@@ -43,33 +50,121 @@ pub fn bootstrap_addrs(bootstrap: &str) -> Vec<String> {
         .collect()
 }
 
-/// Opens a stream to `addr` as `cfg` says.
-pub async fn dial(cfg: &ClientConfig, addr: &str) -> Result<Box<dyn Transport>, ClientError> {
-    let protocol = cfg
-        .property("security.protocol")
-        .unwrap_or("plaintext")
-        .to_ascii_lowercase();
-    if protocol != "plaintext" {
-        return Err(ClientError::Config(format!(
-            "security.protocol={protocol} is not supported yet by the group election client \
-             (plaintext only until issue 6)"
-        )));
+/// `security.protocol`: whether the connection is encrypted and whether it
+/// authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecurityProtocol {
+    /// TLS (`ssl`, `sasl_ssl`).
+    pub tls: bool,
+    /// SASL (`sasl_plaintext`, `sasl_ssl`).
+    pub sasl: bool,
+}
+
+impl SecurityProtocol {
+    /// `cfg`'s `security.protocol` (default `plaintext`, case-insensitive).
+    pub fn of(cfg: &ClientConfig) -> Result<SecurityProtocol, ClientError> {
+        let protocol = cfg
+            .property("security.protocol")
+            .unwrap_or("plaintext")
+            .trim()
+            .to_ascii_lowercase();
+        let (tls, sasl) = match protocol.as_str() {
+            "plaintext" => (false, false),
+            "ssl" => (true, false),
+            "sasl_plaintext" => (false, true),
+            "sasl_ssl" => (true, true),
+            other => {
+                return Err(ClientError::Config(format!(
+                    "security.protocol={other}: expected plaintext, ssl, sasl_plaintext or \
+                     sasl_ssl"
+                )));
+            }
+        };
+        Ok(SecurityProtocol { tls, sasl })
     }
+}
+
+/// The mechanism and credentials `cfg` names for SASL: `sasl.mechanism` (or librdkafka's
+/// `sasl.mechanisms`), `sasl.username` + `sasl.password`, or `sasl.oauthbearer.token`.
+pub fn sasl_settings(cfg: &ClientConfig) -> Result<(Mechanism, Credentials), ClientError> {
+    let name = cfg
+        .property("sasl.mechanism")
+        .or_else(|| cfg.property("sasl.mechanisms"))
+        .ok_or_else(|| {
+            ClientError::Config(
+                "a SASL security.protocol needs sasl.mechanism (PLAIN, SCRAM-SHA-256, \
+                 SCRAM-SHA-512 or OAUTHBEARER)"
+                    .to_owned(),
+            )
+        })?;
+    let mechanism = Mechanism::from_name(name).ok_or_else(|| {
+        ClientError::Config(format!(
+            "sasl.mechanism={name} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or \
+             OAUTHBEARER)"
+        ))
+    })?;
+    let credentials = if mechanism == Mechanism::OAuthBearer {
+        let token = cfg.property("sasl.oauthbearer.token").ok_or_else(|| {
+            ClientError::Config("sasl.mechanism=OAUTHBEARER needs sasl.oauthbearer.token".into())
+        })?;
+        Credentials::Token(token.trim().to_owned())
+    } else {
+        let field = |key: &str| {
+            cfg.property(key).map(str::to_owned).ok_or_else(|| {
+                ClientError::Config(format!("sasl.mechanism={} needs {key}", mechanism.name()))
+            })
+        };
+        Credentials::Password {
+            username: field("sasl.username")?,
+            password: field("sasl.password")?,
+        }
+    };
+    Ok((mechanism, credentials))
+}
+
+/// Opens a stream to `addr` as `cfg` says: TCP, then TLS for `ssl` and `sasl_ssl`.
+/// (SASL happens in [`Connection::open`], after ApiVersions.)
+pub async fn dial(cfg: &ClientConfig, addr: &str) -> Result<Box<dyn Transport>, ClientError> {
+    let security = SecurityProtocol::of(cfg)?;
+    // Configuration errors before any network traffic.
+    let tls = if security.tls {
+        Some((
+            Arc::new(crate::tls::client_config(cfg)?),
+            crate::tls::server_name(addr)?,
+        ))
+    } else {
+        None
+    };
+    if security.sasl {
+        sasl_settings(cfg)?;
+    }
+    let timed_out = |what: &str| ClientError::Io {
+        addr: addr.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what} timed out after {REQUEST_TIMEOUT:?}"),
+        ),
+    };
     let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| ClientError::Io {
-            addr: addr.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting timed out after {REQUEST_TIMEOUT:?}"),
-            ),
-        })?
+        .map_err(|_| timed_out("connecting"))?
         .map_err(|source| ClientError::Io {
             addr: addr.to_owned(),
             source,
         })?;
     // Group requests are small and latency-bound.
     let _ = stream.set_nodelay(true);
+    let Some((config, server_name)) = tls else {
+        return Ok(Box::new(stream));
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let stream = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(server_name, stream))
+        .await
+        .map_err(|_| timed_out("the TLS handshake"))?
+        .map_err(|e| ClientError::Tls {
+            addr: addr.to_owned(),
+            detail: e.to_string(),
+        })?;
     Ok(Box::new(stream))
 }
 
@@ -79,37 +174,140 @@ pub struct Connection {
     addr: String,
     stream: Box<dyn Transport>,
     correlation_id: i32,
+    client_id: String,
     versions: HashMap<i16, (i16, i16)>,
+    /// SASL settings, kept to re-authenticate (KIP-368).
+    sasl: Option<(Mechanism, Credentials)>,
+    /// When to re-authenticate: before the broker's session lifetime ends.
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Connection {
     /// Connects to `addr` and learns the broker's API versions.
     pub async fn open(cfg: &ClientConfig, addr: &str) -> Result<Connection, ClientError> {
         let stream = dial(cfg, addr).await?;
+        let sasl = if SecurityProtocol::of(cfg)?.sasl {
+            Some(sasl_settings(cfg)?)
+        } else {
+            None
+        };
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
             correlation_id: 0,
+            client_id: cfg.property("client.id").unwrap_or(CLIENT_ID).to_owned(),
             versions: HashMap::new(),
+            sasl,
+            reauthenticate_at: None,
         };
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let response: ApiVersionsResponse = conn
-            .send(&request, API_VERSIONS_VERSION, REQUEST_TIMEOUT)
+            .round_trip_timed(&request, API_VERSIONS_VERSION, REQUEST_TIMEOUT)
             .await?;
         if response.error_code != 0 {
-            return Err(conn.protocol(format!(
-                "ApiVersions failed with Kafka error {}",
-                response.error_code
-            )));
+            let (name, _) = error_name_and_description(response.error_code);
+            return Err(conn.protocol(format!("ApiVersions failed with {name}")));
         }
         conn.versions = response
             .api_keys
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if conn.sasl.is_some() {
+            conn.authenticate().await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds until the mechanism is done.
+    async fn authenticate(&mut self) -> Result<(), ClientError> {
+        let Some((mechanism, credentials)) = self.sasl.clone() else {
+            return Ok(());
+        };
+        let refused = |addr: &str, code: i16, message: Option<&StrBytes>| {
+            let (name, description) = error_name_and_description(code);
+            ClientError::Authentication {
+                addr: addr.to_owned(),
+                mechanism: mechanism.name().to_owned(),
+                name,
+                message: message
+                    .map(|m| m.to_string())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(description),
+            }
+        };
+        // v0 handshakes are followed by raw SASL frames, which Kafka 4 no longer serves.
+        let handshake_version = self.version::<SaslHandshakeRequest>((1, 1))?;
+        let handshake = self
+            .round_trip_timed(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism.name())),
+                handshake_version,
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            let enabled: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            let message = format!(
+                "the broker does not offer {} (it offers: {})",
+                mechanism.name(),
+                enabled.join(", ")
+            );
+            return Err(refused(
+                &self.addr,
+                handshake.error_code,
+                Some(&StrBytes::from_string(message)),
+            ));
+        }
+        let version = self.version::<SaslAuthenticateRequest>((0, 2))?;
+        let sasl_error = |addr: &str, e: crate::sasl::SaslError| ClientError::Sasl {
+            addr: addr.to_owned(),
+            mechanism: mechanism.name().to_owned(),
+            detail: e.0,
+        };
+        let mut client =
+            SaslClient::new(mechanism, credentials).map_err(|e| sasl_error(&self.addr, e))?;
+        let mut message = client.initial().map_err(|e| sasl_error(&self.addr, e))?;
+        for _ in 0..SASL_ROUNDS_MAX {
+            let started = Instant::now();
+            let response = self
+                .round_trip_timed(
+                    &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
+                    version,
+                    REQUEST_TIMEOUT,
+                )
+                .await?;
+            if response.error_code != 0 {
+                return Err(refused(
+                    &self.addr,
+                    response.error_code,
+                    response.error_message.as_ref(),
+                ));
+            }
+            match client
+                .step(&response.auth_bytes)
+                .map_err(|e| sasl_error(&self.addr, e))?
+            {
+                Some(next) => message = next,
+                None => {
+                    // KIP-368: re-authenticate at 85% of the session's lifetime, counted
+                    // from when the last request was sent, as Kafka's client does.
+                    self.reauthenticate_at = u64::try_from(response.session_lifetime_ms)
+                        .ok()
+                        .filter(|ms| *ms > 0)
+                        .map(|ms| started + Duration::from_millis(ms.saturating_mul(85) / 100));
+                    return Ok(());
+                }
+            }
+        }
+        Err(sasl_error(
+            &self.addr,
+            crate::sasl::SaslError(format!(
+                "no result after {SASL_ROUNDS_MAX} SaslAuthenticate rounds"
+            )),
+        ))
     }
 
     /// The broker's address.
@@ -135,8 +333,24 @@ impl Connection {
         Ok(version)
     }
 
-    /// Sends `request` at `version` and reads its response, within `timeout`.
+    /// Sends `request` at `version` and reads its response, within `timeout`
+    /// (re-authenticating first if the SASL session is about to expire).
     pub async fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        if self
+            .reauthenticate_at
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            self.authenticate().await?;
+        }
+        self.round_trip_timed(request, version, timeout).await
+    }
+
+    async fn round_trip_timed<R: Request>(
         &mut self,
         request: &R,
         version: i16,
@@ -169,7 +383,7 @@ impl Connection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)))
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())))
             .encode(&mut buf, api.request_header_version(version))
             .map_err(|e| self.protocol(format!("cannot encode the {name} header: {e}")))?;
         // kafka-protocol refuses a field the version does not have: a bug of ours, named.
@@ -252,3 +466,6 @@ mod tests {
         assert!(bootstrap_addrs(" , ").is_empty());
     }
 }
+
+#[cfg(test)]
+mod security_tests;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod compat;
 pub mod dek;
 pub mod error;
+pub mod https;
 #[cfg(feature = "service")]
 pub mod leader;
 pub mod limits;

@@ -139,7 +139,18 @@ pub fn classify(method: &Method, path: &str) -> Option<Access> {
         }
         "contexts" if read => global(Action::Read),
         "contexts" => global(Action::Delete),
-        "dek-registry" if read => global(Action::ReadConfig),
+        // DEK Registry: reading keys, and creating a DEK (key material the client
+        // generated and wrapped with its KMS key; holding it grants nothing without that
+        // key), need authentication only, so encrypting clients work with topic ACLs
+        // alone; KEKs and every deletion are registry administration.
+        "dek-registry" if read => None,
+        "dek-registry"
+            if *method == Method::POST
+                && seg(4) == Some("deks")
+                && !path.trim_end_matches('/').ends_with("/undelete") =>
+        {
+            None
+        }
         "dek-registry" => global(Action::WriteConfig),
         "schemas" | "v1" | "" => None,
         _ => None,

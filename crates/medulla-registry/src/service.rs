@@ -40,6 +40,8 @@ pub struct RegistryConfig {
     /// Authentication, authorization and audit of every request (none: open, as
     /// Confluent's default).
     pub security: Option<crate::security::Security>,
+    /// Serve HTTPS with these certificates (none: plain HTTP).
+    pub tls: Option<Arc<medulla_auth::tls::TlsSettings>>,
 }
 
 impl RegistryConfig {
@@ -56,6 +58,7 @@ impl RegistryConfig {
             leader_eligible: true,
             leader_wait: Duration::from_secs(30),
             security: None,
+            tls: None,
         }
     }
 }
@@ -170,15 +173,21 @@ pub async fn start(cfg: RegistryConfig) -> anyhow::Result<RunningRegistry> {
         ));
     }
     let (stop, stopped) = oneshot::channel::<()>();
+    let tls = cfg.tls.clone();
     let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
+        match tls {
+            Some(tls) => crate::https::serve(listener, app, tls, stopped).await,
+            None => {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        }
     });
     Ok(RunningRegistry {
         local_addr,
@@ -207,7 +216,9 @@ fn identity(cfg: &RegistryConfig, local: SocketAddr) -> anyhow::Result<Identity>
     Ok(Identity {
         host,
         port,
-        scheme: "http".to_owned(),
+        // Forwarding between instances speaks plain HTTP only (reqwest is built without
+        // TLS): several HTTPS instances elect a leader but cannot forward writes yet.
+        scheme: if cfg.tls.is_some() { "https" } else { "http" }.to_owned(),
         leader_eligible: cfg.leader_eligible,
     })
 }

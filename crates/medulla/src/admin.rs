@@ -1,74 +1,53 @@
-//! A minimal Kafka request/response client for the command line: one connection, one
-//! request at a time, every message encoded by `kafka-protocol`. It negotiates each
-//! API's version with ApiVersions and uses the highest both sides know.
+//! The command line's Kafka client: [`medulla_client::wire`]'s connection (TLS and SASL
+//! from `--command-config`) with what the `medulla topic|group|acl|user` commands share:
+//! the highest common version of each API, topic lookups, Kafka error names.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use anyhow::bail;
+use kafka_protocol::protocol::{Request, StrBytes};
+use medulla_client::ClientConfig;
+use medulla_client::limits::REQUEST_TIMEOUT;
+use medulla_client::wire::{Connection, bootstrap_addrs};
 
-use anyhow::{Context, anyhow, bail};
-use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Largest response the CLI accepts.
-const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The client id the CLI sends unless the properties set `client.id`.
+const CLIENT_ID: &str = "medulla-cli";
 
 /// One connection to a broker.
 pub struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
-    versions: HashMap<i16, (i16, i16)>,
+    conn: Connection,
 }
 
 impl Client {
-    /// Connects and learns the broker's API versions.
+    /// Connects to `addr` in plaintext and learns the broker's API versions.
     pub async fn connect(addr: &str) -> anyhow::Result<Client> {
-        let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow!("timed out connecting to {addr}"))?
-            .with_context(|| format!("cannot connect to {addr}"))?;
-        let mut client = Client {
-            stream,
-            correlation_id: 0,
-            versions: HashMap::new(),
-        };
-        let response: ApiVersionsResponse = client
-            .send_at(
-                ApiVersionsRequest::default()
-                    .with_client_software_name(StrBytes::from_static_str("medulla-cli"))
-                    .with_client_software_version(StrBytes::from_static_str(env!(
-                        "CARGO_PKG_VERSION"
-                    ))),
-                3,
-            )
-            .await?;
-        if response.error_code != 0 {
-            bail!("ApiVersions failed with error code {}", response.error_code);
+        Client::connect_with(&ClientConfig::new(addr)).await
+    }
+
+    /// Connects to the first reachable bootstrap server of `cfg`, with its security
+    /// settings, and learns the broker's API versions. An authentication or TLS failure
+    /// is final: trying the next server with the same credentials would not help.
+    pub async fn connect_with(cfg: &ClientConfig) -> anyhow::Result<Client> {
+        let mut cfg = cfg.clone();
+        if cfg.property("client.id").is_none() {
+            cfg = cfg.with_property("client.id", CLIENT_ID);
         }
-        client.versions = response
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
-        Ok(client)
+        let addrs = bootstrap_addrs(&cfg.bootstrap);
+        let mut last = None;
+        for addr in &addrs {
+            match Connection::open(&cfg, addr).await {
+                Ok(conn) => return Ok(Client { conn }),
+                Err(e @ medulla_client::ClientError::Io { .. }) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match last {
+            Some(e) => Err(e.into()),
+            None => bail!("no bootstrap server given"),
+        }
     }
 
     /// Sends `request` at the highest version both sides support.
     pub async fn send<R: Request>(&mut self, request: R) -> anyhow::Result<R::Response> {
-        let (lo, hi) = *self
-            .versions
-            .get(&R::KEY)
-            .ok_or_else(|| anyhow!("the broker does not support API key {}", R::KEY))?;
-        let version = hi.min(R::VERSIONS.max);
-        if version < lo.max(R::VERSIONS.min) {
-            bail!("no common version for API key {}", R::KEY);
-        }
+        let version = self.conn.version::<R>((R::VERSIONS.min, R::VERSIONS.max))?;
         self.send_at(request, version).await
     }
 
@@ -78,56 +57,7 @@ impl Client {
         request: R,
         version: i16,
     ) -> anyhow::Result<R::Response> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.round_trip(request, version))
-            .await
-            .map_err(|_| anyhow!("request timed out"))?
-    }
-
-    async fn round_trip<R: Request>(
-        &mut self,
-        request: R,
-        version: i16,
-    ) -> anyhow::Result<R::Response> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let api = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("medulla-cli")))
-            .encode(&mut buf, api.request_header_version(version))?;
-        request.encode(&mut buf, version)?;
-        let size = i32::try_from(buf.len() - 4)?;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).await?;
-
-        let size = self
-            .stream
-            .read_i32()
-            .await
-            .context("the broker closed the connection")?;
-        let size = usize::try_from(size).map_err(|_| anyhow!("negative response size"))?;
-        if size > RESPONSE_BYTES_MAX {
-            bail!("response of {size} bytes is too large");
-        }
-        let mut body = vec![0u8; size];
-        self.stream.read_exact(&mut body).await?;
-        let mut body = bytes::Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))?;
-        if header.correlation_id != self.correlation_id {
-            bail!(
-                "correlation id mismatch: sent {}, got {}",
-                self.correlation_id,
-                header.correlation_id
-            );
-        }
-        let response = R::Response::decode(&mut body, version)?;
-        if body.has_remaining() {
-            bail!("{} unexpected bytes after the response", body.remaining());
-        }
-        Ok(response)
+        Ok(self.conn.send(&request, version, REQUEST_TIMEOUT).await?)
     }
 }
 
@@ -202,16 +132,15 @@ impl Client {
     }
 }
 
-/// Turns a Kafka error code into an error naming it.
+/// Turns a Kafka error code into an error naming it as Kafka does
+/// (`TOPIC_AUTHORIZATION_FAILED`), with the broker's message or Kafka's description.
 pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
     if code == 0 {
         return Ok(());
     }
-    let name = kafka_protocol::ResponseError::try_from_code(code)
-        .map(|e| format!("{e:?}"))
-        .unwrap_or_else(|| format!("error code {code}"));
+    let (name, description) = medulla_client::error::error_name_and_description(code);
     match message {
         Some(m) if !m.is_empty() => bail!("{what}: {name}: {}", m.as_str()),
-        _ => bail!("{what}: {name}"),
+        _ => bail!("{what}: {name}: {description}"),
     }
 }

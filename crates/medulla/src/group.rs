@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use medulla::admin::{Client, check};
+use medulla_client::ClientConfig;
 
 /// Group subcommands.
 #[derive(Subcommand)]
@@ -91,8 +92,8 @@ fn parse_target(to: &str) -> anyhow::Result<Target> {
 }
 
 /// Runs one group subcommand.
-pub async fn run(bootstrap: &str, command: GroupCommand) -> anyhow::Result<()> {
-    let mut client = Client::connect(bootstrap).await?;
+pub async fn run(cfg: &ClientConfig, command: GroupCommand) -> anyhow::Result<()> {
+    let mut client = Client::connect_with(cfg).await?;
     match command {
         GroupCommand::List => {
             let r = client.send(ListGroupsRequest::default()).await?;

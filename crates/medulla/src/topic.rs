@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use medulla::admin::{Client, check};
+use medulla_client::ClientConfig;
 
 /// Topic subcommands.
 #[derive(Subcommand)]
@@ -75,8 +76,8 @@ fn split_config(kv: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 /// Runs one topic subcommand.
-pub async fn run(bootstrap: &str, command: TopicCommand) -> anyhow::Result<()> {
-    let mut client = Client::connect(bootstrap).await?;
+pub async fn run(cfg: &ClientConfig, command: TopicCommand) -> anyhow::Result<()> {
+    let mut client = Client::connect_with(cfg).await?;
     match command {
         TopicCommand::Create {
             name,

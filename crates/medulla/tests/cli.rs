@@ -29,7 +29,7 @@ fn topic_commands_create_list_describe_alter_delete() {
         "{out}"
     );
     let (ok, _, err) = cli(&["topic", "create", "admissions", "--bootstrap", b]);
-    assert!(!ok && err.contains("TopicAlreadyExists"), "{err}");
+    assert!(!ok && err.contains("TOPIC_ALREADY_EXISTS"), "{err}");
     let (ok, _, err) = cli(&[
         "topic",
         "create",
@@ -39,7 +39,7 @@ fn topic_commands_create_list_describe_alter_delete() {
         "--bootstrap",
         b,
     ]);
-    assert!(!ok && err.contains("InvalidConfig"), "{err}");
+    assert!(!ok && err.contains("INVALID_CONFIG"), "{err}");
 
     let (ok, out, _) = cli(&["topic", "list", "--bootstrap", b]);
     assert!(ok);
@@ -350,5 +350,5 @@ fn group_commands_list_describe_reset_and_delete() {
     assert!(ok, "{err}");
     let (ok, _, err) = cli(&["group", "describe", "alerts", "--bootstrap", b]);
     assert!(!ok);
-    assert!(err.contains("GroupIdNotFound"), "{err}");
+    assert!(err.contains("GROUP_ID_NOT_FOUND"), "{err}");
 }

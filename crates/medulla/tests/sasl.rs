@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::jwt::Issuer;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use medulla_auth::credentials::ScramMechanism;
-use medulla_auth::sasl::scram::client::ScramClient;
+use medulla_client::sasl::{Credentials, Mechanism, SaslClient};
 use rdkafka::ClientContext;
 use rdkafka::client::OAuthToken;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -440,47 +442,26 @@ fn bad_sasl_input_ends_only_its_connection() {
     assert!(admin.metadata().is_some());
     let mut c = Raw::connect(&broker.addr);
     assert_eq!(c.handshake("SCRAM-SHA-256").error_code, 0);
-    let mut client = ScramClient::new(ScramMechanism::Sha256, "bob", "bob-secret", "rawnonce");
-    let first = c.authenticate(client.first().as_bytes(), 2);
+    // The client of medulla-client, which checks the server's signature.
+    let mut client = SaslClient::new(
+        Mechanism::ScramSha256,
+        Credentials::Password {
+            username: "bob".into(),
+            password: "bob-secret".into(),
+        },
+    )
+    .unwrap();
+    let first = c.authenticate(&client.initial().unwrap(), 2);
     assert_eq!(first.error_code, 0);
-    let last = client
-        .last(std::str::from_utf8(&first.auth_bytes).unwrap())
-        .unwrap();
-    let done = c.authenticate(last.as_bytes(), 2);
+    let last = client.step(&first.auth_bytes).unwrap().unwrap();
+    let done = c.authenticate(&last, 2);
     assert_eq!(done.error_code, 0, "{:?}", done.error_message);
-    assert!(client.verify(std::str::from_utf8(&done.auth_bytes).unwrap()));
+    assert_eq!(client.step(&done.auth_bytes).unwrap(), None);
     assert!(c.metadata().is_some());
 }
 
 // ---------------------------------------------------------------------------------
 // OAUTHBEARER.
-
-struct Issuer {
-    key: jsonwebtoken::EncodingKey,
-}
-
-impl Issuer {
-    /// A fresh ES256 key, published in `jwks` with kid `test-key`.
-    fn new(jwks: &std::path::Path) -> Issuer {
-        let pair = rcgen::KeyPair::generate().unwrap();
-        let key = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
-        let mut jwk =
-            jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
-                .unwrap();
-        jwk.common.key_id = Some("test-key".into());
-        let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
-        std::fs::write(jwks, serde_json::to_vec(&set).unwrap()).unwrap();
-        Issuer { key }
-    }
-
-    fn token(&self, sub: &str, aud: &str, exp_in_s: i64) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("test-key".into());
-        let now = now_ms() / 1000;
-        let claims = serde_json::json!({"sub": sub, "aud": aud, "iss": "https://idp.test", "iat": now, "exp": now + exp_in_s});
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
-}
 
 fn bearer(token: &str) -> Vec<u8> {
     format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()

@@ -295,7 +295,7 @@ async fn schema_validation_configs_round_trip_and_bad_values_are_invalid_config(
         "--bootstrap",
         &broker.addr,
     ]);
-    assert!(!ok && err.contains("InvalidConfig"), "{err}");
+    assert!(!ok && err.contains("INVALID_CONFIG"), "{err}");
     assert_eq!(
         described(&a, &topic).await[VALUE_STRATEGY],
         (owned(TOPIC_RECORD_NAME_STRATEGY), false),

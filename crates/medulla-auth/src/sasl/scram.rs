@@ -312,6 +312,8 @@ fn parse_client_final(text: &str) -> Result<ClientFinal, SaslError> {
 }
 
 /// A SCRAM client, for tests here and in the broker.
+/// A test client (the real one is `medulla-client`'s `sasl` module).
+#[cfg(test)]
 pub mod client {
     use super::*;
 

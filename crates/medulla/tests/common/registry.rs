@@ -11,6 +11,8 @@ pub const CT: &str = "application/vnd.schemaregistry.v1+json";
 pub struct Api {
     pub base: String,
     http: Client,
+    /// The `Authorization` header sent with every request, if any.
+    auth: Option<String>,
 }
 
 impl Api {
@@ -18,6 +20,17 @@ impl Api {
         Api {
             base: m.registry.clone().expect("registry running"),
             http: Client::new(),
+            auth: None,
+        }
+    }
+
+    /// The same registry, with `Authorization: <header>` on every request.
+    #[allow(dead_code)] // each test binary uses its own part of the harness
+    pub fn with_auth(&self, header: impl Into<String>) -> Api {
+        Api {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            auth: Some(header.into()),
         }
     }
 
@@ -29,6 +42,9 @@ impl Api {
         body: Option<Vec<u8>>,
     ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
         if let Some(b) = body {
             req = req.header("Content-Type", CT).body(b);
         }
