@@ -50,9 +50,9 @@
 # TLS (plus the client certificate, which that listener does not ask for); sasl_plaintext
 # is PLAIN; acl is unauthenticated PLAINTEXT (User:ANONYMOUS, which the tests' own
 # `User:*` deny ACLs then cover). ssl and sasl_ssl runs get trivup's SSL_* variables.
-# Every run gets KAFKA_PATH, a shim (shim/bin/kafka-acls.sh, kafka-topics.sh) that does
-# what the flags the suite passes to Kafka's scripts ask, over the Kafka protocol with
-# the Python client of .venv-interop (scripts/install-test-deps.sh), and BROKERS.
+# Every run gets KAFKA_PATH, a shim whose bin/kafka-acls.sh and bin/kafka-topics.sh turn
+# the flags the suite passes to Kafka's scripts into `medulla acl …` / `medulla topic …`
+# (MEDULLA_BIN), and BROKERS. The SCRAM users are made with `medulla user add`.
 # An allowlist line's `subtests=TEXT` runs only the subtests whose name contains TEXT
 # (test-runner's SUBTESTS; `_` is a literal underscore, the names hold function names).
 #
@@ -64,8 +64,7 @@
 # 2; bash >= 5.1, else 1), RDK_TEST_TIMEOUT_S (per test, default 300),
 # RDK_TIMEOUT_MULTIPLIER (test.timeout.multiplier, default 1),
 # RDK_TEST_KAFKA_VERSION, TEST_DEBUG (passed through to test-runner, e.g.
-# TEST_DEBUG=protocol,broker,fetch), MEDULLA_RDK_PYTHON (the shim's Python, default
-# .venv-interop/bin/python).
+# TEST_DEBUG=protocol,broker,fetch).
 set -uo pipefail
 
 # The Kafka version our ApiVersions response claims. Tests gate features on it
@@ -320,14 +319,12 @@ mode_of() {
         fi
     done
 }
-shim_python="${MEDULLA_RDK_PYTHON:-$repo_root/.venv-interop/bin/python}"
+# The medulla binary the KAFKA_PATH shim and the security broker use.
+medulla_cli="${MEDULLA_BIN:-$repo_root/target/release/medulla}"
 ssl_env=()
 declare -A mode_conf=()
 if grep -qE "@($(IFS='|' && echo "${security_modes[*]}"))(@|$)" <<<"$selected"; then
-    sec_bin="${MEDULLA_BIN:-$repo_root/target/release/medulla}"
-    [[ -x "$sec_bin" ]] || { log "$sec_bin not found: security runs need it (cargo build --release -p medulla)"; exit 2; }
-    "$shim_python" -c 'import confluent_kafka' 2>/dev/null ||
-        { log "$shim_python cannot import confluent_kafka: run scripts/install-test-deps.sh"; exit 2; }
+    [[ -x "$medulla_cli" ]] || { log "$medulla_cli not found: security runs need it (cargo build --release -p medulla)"; exit 2; }
     pki="$run_dir/pki"
     "$here/pki.sh" "$pki" || { log "pki.sh failed (it needs Debian's openssl: scripts/install-test-deps.sh)"; exit 2; }
     key_password="$(cat "$pki/password")"
@@ -353,7 +350,7 @@ allow.everyone.if.no.acl.found=true
 super.users=User:admin
 PROPERTIES
     log "starting the security broker: PLAINTEXT $p_plain, SSL $p_ssl, SASL_PLAINTEXT $p_sasl, SASL_SSL $p_sasl_ssl (log $run_dir/security-broker.log)"
-    "$sec_bin" serve --data-dir "$sec_data_dir" --registry-listen off \
+    "$medulla_cli" serve --data-dir "$sec_data_dir" --registry-listen off \
         --config "$run_dir/security-broker.properties" >"$run_dir/security-broker.log" 2>&1 &
     sec_broker_pid=$!
     deadline=$((SECONDS + BROKER_START_TIMEOUT_S))
@@ -368,9 +365,12 @@ PROPERTIES
         done
     done
     # The SCRAM user, over PLAINTEXT as User:ANONYMOUS (no ACL on the cluster yet).
-    "$shim_python" "$here/shim/kafka_admin.py" scram-user --bootstrap-server "127.0.0.1:$p_plain" \
-        --user admin --password admin-secret ||
-        { log "could not create the SCRAM user admin"; exit 2; }
+    echo admin-secret >"$pki/admin.password"
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        "$medulla_cli" user add admin --bootstrap "127.0.0.1:$p_plain" --mechanism "$mechanism" \
+            --password-file "$pki/admin.password" >>"$run_dir/security-setup.log" 2>&1 ||
+            { log "medulla user add admin --mechanism $mechanism failed (see $run_dir/security-setup.log)"; exit 2; }
+    done
 
     tls_conf="ssl.ca.location=$pki/ca.pem
 ssl.certificate.location=$pki/client.pem
@@ -452,7 +452,7 @@ run_one() {
                 cd "$tests_dir" &&
                     exec env "${protocol_env[@]}" "${mode_env[@]}" TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
                         RDKAFKA_TEST_CONF="$run_conf" TEST_REPORT="$report" \
-                        KAFKA_PATH="$here/shim" BROKERS="$run_bootstrap" MEDULLA_RDK_PYTHON="$shim_python" \
+                        KAFKA_PATH="$here/shim" BROKERS="$run_bootstrap" MEDULLA_BIN="$medulla_cli" \
                         RDKAFKA_GITVER="medulla-interop" \
                         LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
                         timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick $idempotent_flag $sockem_flag -p1 "$scope"
