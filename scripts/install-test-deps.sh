@@ -24,6 +24,8 @@ apt_packages=(
     build-essential pkg-config libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev rapidjson-dev
     # bench/run.sh's yardsticks: durable disk bandwidth and loopback bandwidth
     fio iperf3
+    # interop/librdkafka/pki.sh: the security runs' test CA and certificates
+    openssl
     # `python3 -m venv` on Debian's python3
     python3-venv
 )

@@ -6,7 +6,9 @@
 #   (no TEST)      the tests in allowlist.txt
 #   TEST...        these test numbers (e.g. 0001 0017 or 0017_compression;
 #                  NNNN@consumer runs it with KIP-848 consumer groups,
-#                  NNNN@idempotent with every producer idempotent (-P))
+#                  NNNN@idempotent with every producer idempotent (-P);
+#                  NNNN@ssl, NNNN@sasl_ssl, NNNN@sasl_plaintext, NNNN@acl run it
+#                  against the security broker, see below)
 #   --all          every test in librdkafka's table (tests/test.c) except the
 #                  manual 8xxx ones
 #   --bootstrap    use a running broker; without it a `target/release/medulla
@@ -35,6 +37,24 @@
 # results.tsv follow the selection's order, whatever the order of completion.
 # The runs in serial_tests (in this script) and every `sockem` run run alone,
 # with nothing else in flight. RDK_JOBS=1 runs everything one after another.
+#
+# Security runs (issue 6): a run NNNN@MODE, MODE one of ssl, sasl_ssl, sasl_plaintext
+# or acl, goes to a second broker, started once per run.sh when the selection has
+# such a run: four listeners (PLAINTEXT, SSL with ssl.client.auth=required,
+# SASL_PLAINTEXT, SASL_SSL), PEM keys from a throwaway CA (pki.sh, Debian's openssl),
+# SASL PLAIN (JAAS users) and SCRAM-SHA-256/512 (users made with
+# AlterUserScramCredentials), connections.max.reauth.ms=10000, and the authorizer on
+# with allow.everyone.if.no.acl.found=true and super.users=User:admin (the SASL user and,
+# by ssl.principal.mapping.rules, the client certificate's CN). Each mode has its own
+# test.conf (test-MODE.conf): ssl is mTLS as User:admin; sasl_ssl is SCRAM-SHA-512 over
+# TLS (plus the client certificate, which that listener does not ask for); sasl_plaintext
+# is PLAIN; acl is unauthenticated PLAINTEXT (User:ANONYMOUS, which the tests' own
+# `User:*` deny ACLs then cover). ssl and sasl_ssl runs get trivup's SSL_* variables.
+# Every run gets KAFKA_PATH, a shim whose bin/kafka-acls.sh and bin/kafka-topics.sh turn
+# the flags the suite passes to Kafka's scripts into `medulla acl …` / `medulla topic …`
+# (MEDULLA_BIN), and BROKERS. The SCRAM users are made with `medulla user add`.
+# An allowlist line's `subtests=TEXT` runs only the subtests whose name contains TEXT
+# (test-runner's SUBTESTS; `_` is a literal underscore, the names hold function names).
 #
 # Exit status: 1 if an allowlisted test failed (or, when TESTs are named on the
 # command line, if any of them failed); 0 otherwise. SKIP is not a failure.
@@ -128,20 +148,27 @@ fi
 # NNNN@consumer, `idempotent` runs it with test-runner's -P (enable.idempotence=true
 # for every client the test creates) as the run NNNN@idempotent, `sockem` runs it
 # without -E (the test needs librdkafka's socket emulation, which -E excludes; sockem
-# sits inside the client, so the broker is still a real one). A number may have one
+# sits inside the client, so the broker is still a real one), `ssl`, `sasl_ssl`,
+# `sasl_plaintext` or `acl` runs it against the security broker as NNNN@MODE, and
+# `subtests=TEXT` runs only the subtests whose name contains TEXT. A number may have one
 # line of each kind.
+security_modes=(ssl sasl_ssl sasl_plaintext acl)
 allowlisted=""
 allow_full=""
 allow_sockem=""
+allow_subtests="" # "RUN TEXT" lines
 if [[ -f "$allowlist" ]]; then
     # shellcheck disable=SC2016 # an awk program: $1, $i are awk's
-    runs_awk='NF { id = $1; flag = 0
+    runs_awk='NF { id = $1; flag = 0; sub_text = ""
         for (i = 2; i <= NF; i++) { if ($i == "consumer") id = id "@consumer"; if ($i == want) flag = 1 }
-        for (i = 2; i <= NF; i++) { if ($i == "idempotent") id = id "@idempotent" }
-        if (want == "" || flag) print id }'
+        for (i = 2; i <= NF; i++) { if ($i == "ssl" || $i == "sasl_ssl" || $i == "sasl_plaintext" || $i == "acl") id = id "@" $i }
+        for (i = 2; i <= NF; i++) { if ($i == "idempotent") id = id "@idempotent"; if ($i ~ /^subtests=/) sub_text = substr($i, 10) }
+        if (want == "subtests") { if (sub_text != "") print id, sub_text }
+        else if (want == "" || flag) print id }'
     allowlisted="$(sed 's/#.*//' "$allowlist" | awk -v want= "$runs_awk")"
     allow_full="$(sed 's/#.*//' "$allowlist" | awk -v want=full "$runs_awk")"
     allow_sockem="$(sed 's/#.*//' "$allowlist" | awk -v want=sockem "$runs_awk")"
+    allow_subtests="$(sed 's/#.*//' "$allowlist" | awk -v want=subtests "$runs_awk")"
 fi
 is_allowlisted() { grep -qx "$1" <<<"$allowlisted"; }
 
@@ -178,8 +205,12 @@ case "$mode" in
     named)
         selected=""
         for t in "${requested[@]}"; do
+            # NNNN[@consumer][@MODE][@idempotent], the order run ids have.
             suffix=""
             if [[ "$t" == *@idempotent ]]; then suffix="@idempotent" t="${t%@idempotent}"; fi
+            for m in "${security_modes[@]}"; do
+                if [[ "$t" == *"@$m" ]]; then suffix="@$m$suffix" t="${t%"@$m"}"; fi
+            done
             if [[ "$t" == *@consumer ]]; then suffix="@consumer$suffix" t="${t%@consumer}"; fi
             n="$(normalize "$t")"
             if [[ -z "$n" ]] || ! known_number "$n"; then
@@ -199,6 +230,8 @@ run_dir="$repo_root/target/interop-librdkafka/$stamp"
 mkdir -p "$run_dir"
 broker_pid=""
 data_dir=""
+sec_broker_pid=""
+sec_data_dir=""
 declare -A inflight=() # background test runs: pid -> run (see reap_one)
 
 # kill_tree PID: SIGTERM to PID's descendants, deepest first, then to PID.
@@ -214,13 +247,16 @@ cleanup() {
     # Runs still in flight (interrupted): background jobs ignore SIGINT.
     local pid
     for pid in "${!inflight[@]}"; do kill_tree "$pid"; done
-    if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
-        kill "$broker_pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$broker_pid" 2>/dev/null
-        wait "$broker_pid" 2>/dev/null
-    fi
+    for pid in "$broker_pid" "$sec_broker_pid"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+        fi
+    done
     [[ -n "$data_dir" ]] && rm -rf "$data_dir"
+    [[ -n "$sec_data_dir" ]] && rm -rf "$sec_data_dir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -272,6 +308,99 @@ test.topic.random=true
 test.timeout.multiplier=$TIMEOUT_MULTIPLIER
 EOF
 
+# ---- the security broker (only when a selected run has a security mode) -------
+# mode_of RUN: the run's security mode, or nothing.
+mode_of() {
+    local m
+    for m in "${security_modes[@]}"; do
+        if [[ "$1" == *"@$m" || "$1" == *"@$m@"* ]]; then
+            echo "$m"
+            return
+        fi
+    done
+}
+# The medulla binary the KAFKA_PATH shim and the security broker use.
+medulla_cli="${MEDULLA_BIN:-$repo_root/target/release/medulla}"
+ssl_env=()
+declare -A mode_conf=()
+if grep -qE "@($(IFS='|' && echo "${security_modes[*]}"))(@|$)" <<<"$selected"; then
+    [[ -x "$medulla_cli" ]] || { log "$medulla_cli not found: security runs need it (cargo build --release -p medulla)"; exit 2; }
+    pki="$run_dir/pki"
+    "$here/pki.sh" "$pki" || { log "pki.sh failed (it needs Debian's openssl: scripts/install-test-deps.sh)"; exit 2; }
+    key_password="$(cat "$pki/password")"
+    p_plain="$(free_port)" p_ssl="$(free_port)" p_sasl="$(free_port)" p_sasl_ssl="$(free_port)"
+    sec_data_dir="$(mktemp -d "${TMPDIR:-/tmp}/medulla-rdk-security.XXXXXX")"
+    plain_jaas='org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";'
+    cat >"$run_dir/security-broker.properties" <<PROPERTIES
+# Written by interop/librdkafka/run.sh: the security broker.
+listeners=PLAINTEXT://127.0.0.1:$p_plain,SSL://127.0.0.1:$p_ssl,SASL_PLAINTEXT://127.0.0.1:$p_sasl,SASL_SSL://127.0.0.1:$p_sasl_ssl
+num.partitions=$NUM_PARTITIONS
+ssl.keystore.type=PEM
+ssl.keystore.location=$pki/broker.keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$pki/ca.pem
+listener.name.ssl.ssl.client.auth=required
+ssl.principal.mapping.rules=RULE:^CN=([^,]+),.*\$/\$1/,DEFAULT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_jaas
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain_jaas
+connections.max.reauth.ms=10000
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=true
+super.users=User:admin
+PROPERTIES
+    log "starting the security broker: PLAINTEXT $p_plain, SSL $p_ssl, SASL_PLAINTEXT $p_sasl, SASL_SSL $p_sasl_ssl (log $run_dir/security-broker.log)"
+    "$medulla_cli" serve --data-dir "$sec_data_dir" --registry-listen off \
+        --config "$run_dir/security-broker.properties" >"$run_dir/security-broker.log" 2>&1 &
+    sec_broker_pid=$!
+    deadline=$((SECONDS + BROKER_START_TIMEOUT_S))
+    for p in "$p_plain" "$p_ssl" "$p_sasl" "$p_sasl_ssl"; do
+        until port_open 127.0.0.1 "$p"; do
+            if ! kill -0 "$sec_broker_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+                log "the security broker did not come up on port $p; last lines of its log:"
+                tail -20 "$run_dir/security-broker.log" >&2
+                exit 2
+            fi
+            sleep 0.2
+        done
+    done
+    # The SCRAM user, over PLAINTEXT as User:ANONYMOUS (no ACL on the cluster yet).
+    echo admin-secret >"$pki/admin.password"
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        "$medulla_cli" user add admin --bootstrap "127.0.0.1:$p_plain" --mechanism "$mechanism" \
+            --password-file "$pki/admin.password" >>"$run_dir/security-setup.log" 2>&1 ||
+            { log "medulla user add admin --mechanism $mechanism failed (see $run_dir/security-setup.log)"; exit 2; }
+    done
+
+    tls_conf="ssl.ca.location=$pki/ca.pem
+ssl.certificate.location=$pki/client.pem
+ssl.key.location=$pki/client.key
+ssl.key.password=$key_password"
+    sasl_conf="sasl.username=admin
+sasl.password=admin-secret"
+    # write_mode_conf MODE BOOTSTRAP LINES
+    write_mode_conf() {
+        mode_conf[$1]="$run_dir/test-$1.conf"
+        printf '# Written by interop/librdkafka/run.sh (%s runs)\nbootstrap.servers=%s\ntest.topic.random=true\ntest.timeout.multiplier=%s\n%s\n' \
+            "$1" "$2" "$TIMEOUT_MULTIPLIER" "$3" >"${mode_conf[$1]}"
+    }
+    write_mode_conf ssl "127.0.0.1:$p_ssl" "security.protocol=SSL
+$tls_conf"
+    write_mode_conf sasl_ssl "127.0.0.1:$p_sasl_ssl" "security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+$sasl_conf
+$tls_conf"
+    write_mode_conf sasl_plaintext "127.0.0.1:$p_sasl" "security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+$sasl_conf"
+    write_mode_conf acl "127.0.0.1:$p_plain" "# unauthenticated: User:ANONYMOUS"
+    # What trivup gives 0097_ssl_verify.
+    ssl_env=(SSL_pkcs="$pki/client.p12" SSL_password="$key_password"
+        SSL_pub_der="$pki/client.der" SSL_pub_pem="$pki/client.pem"
+        SSL_priv_der="$pki/client.key.der" SSL_priv_pem="$pki/client.key"
+        SSL_ca_der="$pki/ca.der" SSL_all_cas_pem="$pki/ca.pem")
+fi
+
 log "broker $bootstrap, TEST_KAFKA_VERSION=$KAFKA_VERSION, logs in $run_dir"
 log "$(wc -l <<<"$selected") test(s), ${PER_TEST_TIMEOUT_S}s timeout each, $max_jobs at a time"
 
@@ -291,6 +420,15 @@ run_one() {
     local verdict detail secs rc start states n_passed n_failed reason first_failure
     if [[ "$run" == *@consumer* ]]; then protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL=consumer); fi
     if [[ "$run" == *@idempotent ]]; then idempotent_flag="-P"; fi
+    local mode run_conf="$conf" run_bootstrap="$bootstrap" mode_env=() subtests
+    mode="$(mode_of "$run")"
+    if [[ -n "$mode" ]]; then
+        run_conf="${mode_conf[$mode]}"
+        run_bootstrap="$(sed -n 's/^bootstrap.servers=//p' "$run_conf")"
+        if [[ "$mode" == ssl || "$mode" == sasl_ssl ]]; then mode_env=("${ssl_env[@]}"); fi
+    fi
+    subtests="$(awk -v r="$run" '$1 == r { print $2; exit }' <<<"$allow_subtests")"
+    if [[ -n "$subtests" ]]; then mode_env+=(SUBTESTS="$subtests"); fi
     scope="$(scope_of "$num")"
     entries="$(entries_of "$num" "$scope")"
     quick="$quick_flag"
@@ -301,6 +439,8 @@ run_one() {
 
     if [[ -n "$broker_pid" ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
         verdict="FAIL" detail="broker is no longer running (see $run_dir/broker.log)" secs=0
+    elif [[ -n "$mode" ]] && ! kill -0 "$sec_broker_pid" 2>/dev/null; then
+        verdict="FAIL" detail="the security broker is no longer running (see $run_dir/security-broker.log)" secs=0
     else
         start=$SECONDS
         # The outer subshell swallows bash's "Aborted" job notice: test-runner
@@ -310,8 +450,9 @@ run_one() {
         (
             (
                 cd "$tests_dir" &&
-                    exec env "${protocol_env[@]}" TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
-                        RDKAFKA_TEST_CONF="$conf" TEST_REPORT="$report" \
+                    exec env "${protocol_env[@]}" "${mode_env[@]}" TESTS="$num" TEST_KAFKA_VERSION="$KAFKA_VERSION" \
+                        RDKAFKA_TEST_CONF="$run_conf" TEST_REPORT="$report" \
+                        KAFKA_PATH="$here/shim" BROKERS="$run_bootstrap" MEDULLA_BIN="$medulla_cli" \
                         RDKAFKA_GITVER="medulla-interop" \
                         LD_LIBRARY_PATH="../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
                         timeout --foreground -k 10 "$PER_TEST_TIMEOUT_S" ./test-runner $quick $idempotent_flag $sockem_flag -p1 "$scope"
