@@ -285,11 +285,13 @@ group.initial.rebalance.delay.ms=0
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout_s)
+            rc = self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             pytest.fail(f"broker did not stop within {timeout_s}s of SIGTERM (killed):\n{self.log_tail()}")
+        if rc != 0:
+            pytest.fail(f"broker exited with status {rc} on SIGTERM:\n{self.log_tail()}")
 
     def log_tail(self, lines=60):
         try:

@@ -25,6 +25,9 @@ WRONG = "not-the-password"
 
 
 def audit_authentication(audit, outcome, action, source="kafka:SASL_SSL", principal=None, what="", **more):
+    """Waits for the authentication event. (A failed SASL attempt is recorded as
+    User:ANONYMOUS, not as the user it claimed to be: the refusal tests tie the event to
+    their connection by client id instead.)"""
     fields = {
         "category": "authentication",
         "outcome": outcome,
