@@ -26,8 +26,8 @@ WRONG = "not-the-password"
 
 def audit_authentication(audit, outcome, action, source="kafka:SASL_SSL", principal=None, what="", **more):
     """Waits for the authentication event. (A failed SASL attempt is recorded as
-    User:ANONYMOUS, not as the user it claimed to be: the refusal tests tie the event to
-    their connection by client id instead.)"""
+    User:ANONYMOUS, with the user it claimed to be in the detail; the refusal tests tie
+    the event to their connection by client id.)"""
     fields = {
         "category": "authentication",
         "outcome": outcome,
@@ -178,7 +178,14 @@ def test_wrong_password_is_refused_confluent_kafka(clients, users, connectivity_
     topic = topic_with_records(clients, "wrongpw.ck")
     conf = clients.sasl(mechanism, "nurse", WRONG)
     client_id = assert_confluent_refused(clients, conf, topic, SASL_REFUSED, f"confluent-kafka {mechanism} wrong password")
-    audit_authentication(audit, "failure", mechanism, request_id=from_client(client_id), what="confluent-kafka wrong password:")
+    audit_authentication(
+        audit,
+        "failure",
+        mechanism,
+        request_id=from_client(client_id),
+        detail=lambda d: isinstance(d, str) and 'attempted user "nurse"' in d,
+        what="confluent-kafka wrong password:",
+    )
 
 
 class LogRecords(logging.Handler):

@@ -85,6 +85,12 @@ pub(crate) fn check_size(input: &[u8]) -> Result<(), SaslError> {
 pub trait SaslServer: Send {
     /// Feeds the client's next message.
     fn step(&mut self, input: &[u8]) -> Result<Step, SaslError>;
+
+    /// The user name the client claimed so far, whether or not it proved it: what the
+    /// audit trail records beside a failed attempt (never a password or token).
+    fn attempted_user(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The enabled mechanisms of a listener and what they check credentials against.

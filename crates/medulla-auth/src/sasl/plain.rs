@@ -19,6 +19,8 @@ pub struct PlainServer {
     users: Arc<BTreeMap<String, String>>,
     credentials: Arc<CredentialStore>,
     done: bool,
+    /// The user name the client sent.
+    claimed: Option<String>,
 }
 
 impl PlainServer {
@@ -31,6 +33,7 @@ impl PlainServer {
             users,
             credentials,
             done: false,
+            claimed: None,
         }
     }
 }
@@ -57,6 +60,7 @@ impl SaslServer for PlainServer {
                 "Authentication failed: username not specified".to_owned(),
             ));
         }
+        self.claimed = Some((*user).to_owned());
         if password.is_empty() {
             return Err(SaslError::Failed(
                 "Authentication failed: password not specified".to_owned(),
@@ -80,6 +84,10 @@ impl SaslServer for PlainServer {
             response: Vec::new(),
             expires_at: None,
         }))
+    }
+
+    fn attempted_user(&self) -> Option<&str> {
+        self.claimed.as_deref()
     }
 }
 

@@ -39,6 +39,8 @@ pub struct ScramServer {
     secret: Arc<[u8]>,
     server_nonce: Option<String>,
     state: State,
+    /// The user name from the client-first message.
+    claimed: Option<String>,
 }
 
 impl ScramServer {
@@ -55,6 +57,7 @@ impl ScramServer {
             secret,
             server_nonce: None,
             state: State::ClientFirst,
+            claimed: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl ScramServer {
 
     fn client_first(&mut self, text: &str) -> Result<Step, SaslError> {
         let first = parse_client_first(text)?;
+        self.claimed = Some(first.user.clone());
         if first.token_auth {
             return Err(SaslError::Failed(
                 "Authentication failed: delegation tokens (tokenauth) are not supported".to_owned(),
@@ -171,6 +175,10 @@ impl SaslServer for ScramServer {
                 "SCRAM exchange already finished".to_owned(),
             )),
         }
+    }
+
+    fn attempted_user(&self) -> Option<&str> {
+        self.claimed.as_deref()
     }
 }
 

@@ -192,15 +192,19 @@ pub async fn authenticate(
     };
     // PLAIN and SCRAM derive keys (PBKDF2): keep that off the async workers.
     let input = request.auth_bytes;
-    let stepped = tokio::task::spawn_blocking(move || {
+    let (stepped, attempted) = tokio::task::spawn_blocking(move || {
         let mut server = exchange.0.lock().unwrap_or_else(|p| p.into_inner());
-        server.step(&input)
+        let stepped = server.step(&input);
+        (stepped, server.attempted_user().map(str::to_owned))
     })
     .await
     .unwrap_or_else(|e| {
-        Err(SaslError::Failed(format!(
-            "authentication task failed: {e}"
-        )))
+        (
+            Err(SaslError::Failed(format!(
+                "authentication task failed: {e}"
+            ))),
+            None,
+        )
     });
 
     let failure = match stepped {
@@ -278,6 +282,16 @@ pub async fn authenticate(
         }
         Err((code, message, principal)) => {
             tracing::info!(peer = %session.peer, mechanism = session.sasl.mechanism.as_deref().unwrap_or(""), reason = %message, "SASL authentication failed");
+            // The audit names the user the client claimed (never its secret), so
+            // repeated failures against one account show.
+            let detail = match &attempted {
+                Some(user) => {
+                    let mut user = user.clone();
+                    user.truncate(256);
+                    format!("attempted user {user:?}: {message}")
+                }
+                None => message.clone(),
+            };
             // The failure is refused either way; an audit error only adds a log line.
             if let Err(e) = audit(
                 broker,
@@ -285,7 +299,7 @@ pub async fn authenticate(
                 header,
                 &principal,
                 Outcome::Failure,
-                message.clone(),
+                detail,
             )
             .await
             {
