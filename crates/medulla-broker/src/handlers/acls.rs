@@ -38,6 +38,28 @@ fn store_code(e: &AclError) -> i16 {
     }
 }
 
+/// The authorizer, when it is on and the principal may `op` the cluster; else the
+/// error code and message every item is answered with.
+async fn gate<'b>(
+    broker: &'b Broker,
+    access: &Access<'_>,
+    op: AclOperation,
+) -> Result<&'b medulla_auth::acl::Authorizer, (i16, &'static str)> {
+    let Some(authorizer) = broker.authorizer() else {
+        return Err((
+            ResponseError::SecurityDisabled.code(),
+            "No Authorizer is configured.",
+        ));
+    };
+    if !access.check_cluster(op).await {
+        return Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "Cluster authorization failed.",
+        ));
+    }
+    Ok(authorizer)
+}
+
 /// Answers CreateAcls.
 pub async fn create(
     broker: &Broker,
@@ -57,18 +79,10 @@ pub async fn create(
                 .collect(),
         )
     };
-    let Some(authorizer) = broker.authorizer() else {
-        return fail_all(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.",
-        );
+    let authorizer = match gate(broker, &access, AclOperation::Alter).await {
+        Ok(a) => a,
+        Err((code, message)) => return fail_all(code, message),
     };
-    if !access.check_cluster(AclOperation::Alter).await {
-        return fail_all(
-            ResponseError::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
     let mut results: Vec<Option<(i16, String)>> = Vec::with_capacity(request.creations.len());
     let mut valid = Vec::new();
     for c in &request.creations {
@@ -159,18 +173,10 @@ pub async fn describe(
             .with_error_code(code)
             .with_error_message(Some(text(message)))
     };
-    let Some(authorizer) = broker.authorizer() else {
-        return fail(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.",
-        );
+    let authorizer = match gate(broker, &access, AclOperation::Describe).await {
+        Ok(a) => a,
+        Err((code, message)) => return fail(code, message),
     };
-    if !access.check_cluster(AclOperation::Describe).await {
-        return fail(
-            ResponseError::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
     let filter = filter_of(
         request.resource_type_filter,
         &request.resource_name_filter,
@@ -230,18 +236,10 @@ pub async fn delete(
                 .collect(),
         )
     };
-    let Some(authorizer) = broker.authorizer() else {
-        return fail_all(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.",
-        );
+    let authorizer = match gate(broker, &access, AclOperation::Alter).await {
+        Ok(a) => a,
+        Err((code, message)) => return fail_all(code, message),
     };
-    if !access.check_cluster(AclOperation::Alter).await {
-        return fail_all(
-            ResponseError::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
     let mut results: Vec<Option<(i16, String)>> = Vec::with_capacity(request.filters.len());
     let mut valid = Vec::new();
     for f in &request.filters {
