@@ -90,6 +90,26 @@ def _alive(proc):
     return proc is not None and proc.poll() is None
 
 
+def log_tail(path, lines=60):
+    """The last `lines` lines of a broker log, headed by its path."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no broker log)"
+    return f"---- last {lines} lines of {path} ----\n" + "\n".join(text[-lines:])
+
+
+def log_panics(path):
+    """The lines of a broker log that report a panic."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if "panicked at" in line]
+
+
 class Broker:
     """One `medulla serve` on a fixed loopback port and data dir, restartable. Every start
     appends to the same log (workdir/broker.log), after a marker line, so the log of a test
@@ -160,20 +180,10 @@ class Broker:
         return _alive(self.proc)
 
     def log_tail(self, lines=60):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no broker log)"
-        return f"---- last {lines} lines of {self.log_path} ----\n" + "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines)
 
     def panics(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return []
-        return [line for line in text.splitlines() if "panicked at" in line]
+        return log_panics(self.log_path)
 
 
 class Member:

@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "interop", "groups"))
-from harness import Deadline, client_logger, wait_until  # noqa: E402  (the groups suite's helpers)
+from harness import Deadline, client_logger, log_panics, log_tail, wait_until  # noqa: E402  (the groups suite's helpers)
 
 AUDIT_TOPIC = "_medulla_audit"
 ADMIN_PASSWORD = "admin-secret"
@@ -294,20 +294,10 @@ group.initial.rebalance.delay.ms=0
             pytest.fail(f"broker exited with status {rc} on SIGTERM:\n{self.log_tail()}")
 
     def log_tail(self, lines=60):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no broker log)"
-        return f"---- last {lines} lines of {self.log_path} ----\n" + "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines)
 
     def panics(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return []
-        return [line for line in text.splitlines() if "panicked at" in line]
+        return log_panics(self.log_path)
 
 
 # ---- the CLI ----------------------------------------------------------------------------

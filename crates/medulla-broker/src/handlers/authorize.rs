@@ -87,6 +87,40 @@ pub fn after(reply: Reply, post: Option<Post>) -> Reply {
     }
 }
 
+/// AlterConfigs and IncrementalAlterConfigs: one gate over the two generated message
+/// types (the same fields, different types): resources the principal may not alter are
+/// taken out and answered with their error.
+macro_rules! alter_configs {
+    ($access:expr, $r:ident, $kind:ident, $resource_response:ty) => {{
+        let mut denied = Vec::new();
+        let mut kept = Vec::new();
+        for res in std::mem::take(&mut $r.resources) {
+            match alter_config_gate(
+                &$access,
+                res.resource_type,
+                &res.resource_name,
+                $r.validate_only,
+            )
+            .await
+            {
+                Ok(()) => kept.push(res),
+                Err(code) => denied.push(
+                    <$resource_response>::default()
+                        .with_resource_type(res.resource_type)
+                        .with_resource_name(res.resource_name.clone())
+                        .with_error_code(code),
+                ),
+            }
+        }
+        $r.resources = kept;
+        with_extra(RequestKind::$kind($r), denied, |b, d| {
+            if let ResponseKind::$kind(b) = b {
+                b.responses.extend(d)
+            }
+        })
+    }};
+}
+
 /// The checks for `body`, before its handler runs.
 pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate {
     if !access.enabled() && !is_change(access.api()) {
@@ -845,64 +879,18 @@ pub async fn before(access: Access<'_>, version: i16, body: RequestKind) -> Gate
                 }
             })
         }
-        RequestKind::AlterConfigs(mut r) => {
-            use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-            let mut denied = Vec::new();
-            let mut kept = Vec::new();
-            for res in std::mem::take(&mut r.resources) {
-                match alter_config_gate(
-                    &access,
-                    res.resource_type,
-                    &res.resource_name,
-                    r.validate_only,
-                )
-                .await
-                {
-                    Ok(()) => kept.push(res),
-                    Err(code) => denied.push(
-                        AlterConfigsResourceResponse::default()
-                            .with_resource_type(res.resource_type)
-                            .with_resource_name(res.resource_name.clone())
-                            .with_error_code(code),
-                    ),
-                }
-            }
-            r.resources = kept;
-            with_extra(RequestKind::AlterConfigs(r), denied, |b, d| {
-                if let ResponseKind::AlterConfigs(b) = b {
-                    b.responses.extend(d)
-                }
-            })
-        }
-        RequestKind::IncrementalAlterConfigs(mut r) => {
-            use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-            let mut denied = Vec::new();
-            let mut kept = Vec::new();
-            for res in std::mem::take(&mut r.resources) {
-                match alter_config_gate(
-                    &access,
-                    res.resource_type,
-                    &res.resource_name,
-                    r.validate_only,
-                )
-                .await
-                {
-                    Ok(()) => kept.push(res),
-                    Err(code) => denied.push(
-                        AlterConfigsResourceResponse::default()
-                            .with_resource_type(res.resource_type)
-                            .with_resource_name(res.resource_name.clone())
-                            .with_error_code(code),
-                    ),
-                }
-            }
-            r.resources = kept;
-            with_extra(RequestKind::IncrementalAlterConfigs(r), denied, |b, d| {
-                if let ResponseKind::IncrementalAlterConfigs(b) = b {
-                    b.responses.extend(d)
-                }
-            })
-        }
+        RequestKind::AlterConfigs(mut r) => alter_configs!(
+            access,
+            r,
+            AlterConfigs,
+            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse
+        ),
+        RequestKind::IncrementalAlterConfigs(mut r) => alter_configs!(
+            access,
+            r,
+            IncrementalAlterConfigs,
+            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse
+        ),
         RequestKind::InitProducerId(r) => {
             let code = match &r.transactional_id {
                 Some(id) => {
